@@ -28,8 +28,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Keep the suffix so that writers which append one (np.save) do not.
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    # Keep every suffix (".nii.gz"): writers pick the format from it.
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
     try:
         yield tmp
         os.replace(tmp, path)

@@ -1,0 +1,160 @@
+"""``brainldm`` subcommands. No science here: each one parses, calls the library, reports."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+logger = logging.getLogger("brainldm")
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 1,2,5,7, got {text!r}"
+        ) from None
+
+
+def _str_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from brainldm.nsd import prepare_subject
+    from brainldm.testing import write_fake_nsd
+
+    out = Path(args.out)
+    fake = write_fake_nsd(
+        out / "nsd",
+        subjects=args.subjects,
+        n_sessions=args.sessions,
+        n_trials_per_session=args.trials_per_session,
+        random_state=args.seed,
+    )
+    print(f"synthetic NSD written to {fake.root}")
+    print(
+        f"  subjects {list(fake.subjects)}, {args.sessions} sessions × {args.trials_per_session}"
+        f" trials, {len(fake.image_nsd_ids)} images, {len(fake.shared_nsd_ids)} shared"
+    )
+    for subject in fake.subjects:
+        split, path = prepare_subject(fake.layout, subject, out / "prepared", split=args.split)
+        print("  " + split.summary())
+        print(
+            f"    split sizes: train {len(split.train_nsd_ids)} trials, "
+            f"test {len(split.test_nsd_ids)} images -> {path}"
+        )
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from brainldm.testing import write_fake_nsd
+
+    fake = write_fake_nsd(
+        args.root,
+        subjects=args.subjects,
+        n_sessions=args.sessions,
+        n_trials_per_session=args.trials_per_session,
+        volume_shape=tuple(args.volume_shape),
+        image_size=args.image_size,
+        random_state=args.seed,
+    )
+    print(f"synthetic NSD for subjects {list(fake.subjects)} written to {fake.root}")
+    return 0
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from brainldm.nsd import NSDLayout, prepare_subject
+
+    layout = NSDLayout.from_root(args.nsd_root, annotations_dir=args.annotations_dir)
+    for subject in args.subjects:
+        split, path = prepare_subject(
+            layout,
+            subject,
+            args.out,
+            rois=args.rois,
+            atlas=args.atlas,
+            split=args.split,
+            sessions=args.session_list,
+            fmt=args.format,
+            zscore=args.zscore,
+            order=args.order,
+            progress=not args.quiet,
+        )
+        print(split.summary())
+        print(f"  -> {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``brainldm`` (one subparser per command)."""
+    from brainldm import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="brainldm",
+        description="Images from brain activity with a latent diffusion model "
+        "(Takagi & Nishimoto, CVPR 2023).",
+    )
+    parser.add_argument("--version", action="version", version=f"brainldm {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on error")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run on an embedded synthetic NSD")
+    demo.add_argument("--out", default="brainldm_demo", help="output folder")
+    demo.add_argument("--subjects", type=_int_list, default=[1, 2], help="e.g. 1,2")
+    demo.add_argument("--sessions", type=int, default=4, help="sessions per subject")
+    demo.add_argument("--trials-per-session", type=int, default=60)
+    demo.add_argument("--split", default="takagi2023", help="takagi2023 or modern")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=_cmd_demo)
+
+    sim = sub.add_parser("simulate", help="write a synthetic NSD in the real formats")
+    sim.add_argument("root", help="folder to write the NSD tree into")
+    sim.add_argument("--subjects", type=_int_list, default=[1])
+    sim.add_argument("--sessions", type=int, default=3)
+    sim.add_argument("--trials-per-session", type=int, default=30)
+    sim.add_argument("--volume-shape", type=int, nargs=3, default=[10, 12, 8], metavar="N")
+    sim.add_argument("--image-size", type=int, default=64)
+    sim.add_argument("--seed", type=int, default=0)
+    sim.set_defaults(func=_cmd_simulate)
+
+    prep = sub.add_parser("prepare", help="read, mask and split a subject's NSD betas")
+    prep.add_argument("--nsd-root", default=None, help="NSD root (else $BRAINLDM_NSD_ROOT)")
+    prep.add_argument("--annotations-dir", default=None, help="COCO captions folder")
+    prep.add_argument("--subjects", type=_int_list, required=True, help="e.g. 1,2,5,7")
+    prep.add_argument("--out", required=True, help="output folder")
+    prep.add_argument("--rois", type=_str_list, default=["early", "ventral"])
+    prep.add_argument("--atlas", default="streams")
+    prep.add_argument("--split", default="takagi2023", help="takagi2023 or modern")
+    prep.add_argument("--sessions", dest="session_list", type=_int_list, default=None)
+    prep.add_argument("--format", default="hdf5", help="hdf5 or nifti")
+    prep.add_argument("--zscore", action="store_true", help="z-score voxels per session")
+    prep.add_argument("--order", default="first_presentation", help="or sorted")
+    prep.set_defaults(func=_cmd_prepare)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``brainldm`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING if args.quiet else (logging.INFO if args.verbose else logging.WARNING)
+    if args.verbose > 1:
+        level = logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except (ValueError, TypeError, KeyError, FileNotFoundError, OSError) as err:
+        if args.debug:
+            raise
+        print(f"brainldm {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

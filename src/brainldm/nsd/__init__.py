@@ -1,0 +1,76 @@
+"""Read the Natural Scenes Dataset from a local folder, in its real formats.
+
+Paths live in :class:`NSDLayout`; 1-based NSD ids become 0-based ``nsd_id`` once,
+when read; volume betas are divided by 300 when read.
+"""
+
+from brainldm.nsd._betas import BETA_SCALE, load_betas, zscore_rows_inplace
+from brainldm.nsd._design import (
+    ExpDesign,
+    load_expdesign,
+    load_responses,
+    load_stim_info,
+)
+from brainldm.nsd._layout import (
+    BETA_FORMATS,
+    DEFAULT_BETA_TYPE,
+    NSD_ROOT_ENV,
+    NSDLayout,
+    resolve_nsd_root,
+)
+from brainldm.nsd._prepare import SubjectSplit, prepare_subject, split_subject
+from brainldm.nsd._rois import (
+    ATLAS_LABELS,
+    STREAMS_LABELS,
+    VolumeMask,
+    atlas_labels,
+    load_fsaverage_roi_mask,
+    load_roi_mask,
+    read_ctab,
+)
+from brainldm.nsd._stimuli import load_captions, load_stimulus_images
+from brainldm.nsd._trials import (
+    Trials,
+    average_repeats,
+    load_trials,
+    resolve_sessions,
+    split_shared,
+)
+
+__all__ = [
+    # layout
+    "NSDLayout",
+    "NSD_ROOT_ENV",
+    "BETA_FORMATS",
+    "DEFAULT_BETA_TYPE",
+    "resolve_nsd_root",
+    # design and trials
+    "ExpDesign",
+    "load_expdesign",
+    "load_stim_info",
+    "load_responses",
+    "Trials",
+    "load_trials",
+    "resolve_sessions",
+    # stimuli
+    "load_stimulus_images",
+    "load_captions",
+    # ROIs
+    "STREAMS_LABELS",
+    "ATLAS_LABELS",
+    "VolumeMask",
+    "read_ctab",
+    "atlas_labels",
+    "load_roi_mask",
+    "load_fsaverage_roi_mask",
+    # betas
+    "BETA_SCALE",
+    "load_betas",
+    "zscore_rows_inplace",
+    # split
+    "split_shared",
+    "average_repeats",
+    "SubjectSplit",
+    "split_subject",
+    "prepare_subject",
+]

@@ -1,0 +1,106 @@
+"""Stimulus images (``nsd_stimuli.hdf5``) and their COCO captions."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from brainldm.nsd._layout import NSDLayout
+
+logger = logging.getLogger(__name__)
+
+
+def load_stimulus_images(layout: NSDLayout, nsd_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Read images by ``nsd_id``, in the order given (repeats and any order allowed).
+
+    Parameters
+    ----------
+    layout : NSDLayout
+    nsd_ids : sequence of int
+        0-based ids (rows of ``imgBrick``).
+
+    Returns
+    -------
+    images : ndarray of uint8, shape (n_ids, height, width, 3)
+        425 × 425 RGB in NSD.
+    """
+    import h5py
+
+    ids = np.asarray(nsd_ids, dtype=np.int64).ravel()
+    path = layout.require(layout.stimuli())
+    with h5py.File(path, "r") as f:
+        brick = f["imgBrick"]
+        n_images = brick.shape[0]
+        bad = ids[(ids < 0) | (ids >= n_images)]
+        if bad.size:
+            raise ValueError(
+                f"nsd_ids {bad[:5].tolist()} are out of range; {path} holds ids 0..{n_images - 1}."
+            )
+        if ids.size == 0:
+            return np.empty((0, *brick.shape[1:]), dtype=brick.dtype)
+        # h5py wants strictly increasing indices: read each id once, sorted, then reorder.
+        unique, inverse = np.unique(ids, return_inverse=True)
+        return brick[unique][inverse]
+
+
+def load_captions(
+    layout: NSDLayout,
+    nsd_ids: Sequence[int] | np.ndarray,
+    stim_info: pd.DataFrame | None = None,
+) -> list[list[str]]:
+    """COCO captions of each image (usually 5, sometimes 6-7), from local JSON files.
+
+    Parameters
+    ----------
+    layout : NSDLayout
+        ``layout.annotations_dir`` holds ``captions_train2017.json`` and
+        ``captions_val2017.json``. Nothing is downloaded.
+    nsd_ids : sequence of int
+        0-based ids.
+    stim_info : DataFrame, optional
+        Output of :func:`load_stim_info`, to avoid re-reading the CSV.
+
+    Returns
+    -------
+    captions : list of list of str
+        ``captions[i]`` are the captions of ``nsd_ids[i]``, in annotation order.
+
+    Raises
+    ------
+    KeyError
+        If an image has no caption in its COCO file.
+    """
+    from brainldm.nsd._design import load_stim_info
+
+    ids = np.asarray(nsd_ids, dtype=np.int64).ravel()
+    info = load_stim_info(layout) if stim_info is None else stim_info
+    missing_rows = np.setdiff1d(ids, info.index.to_numpy())
+    if missing_rows.size:
+        raise ValueError(f"nsd_ids {missing_rows[:5].tolist()} are not in the stimulus table.")
+    rows = info.loc[ids, ["cocoId", "cocoSplit"]]
+    by_split: dict[str, dict[int, list[str]]] = {}
+    for split in pd.unique(rows["cocoSplit"]):
+        path = layout.require(layout.captions(split))
+        with open(path) as f:
+            annotations = json.load(f)["annotations"]
+        grouped: dict[int, list[str]] = defaultdict(list)
+        for ann in annotations:
+            grouped[int(ann["image_id"])].append(ann["caption"].strip())
+        by_split[split] = grouped
+        logger.debug("read %d captions from %s", len(annotations), path)
+    captions = []
+    for nsd_id, coco_id, split in zip(ids, rows["cocoId"], rows["cocoSplit"], strict=True):
+        found = by_split[split].get(int(coco_id))
+        if not found:
+            raise KeyError(
+                f"no caption for nsd_id {int(nsd_id)} (cocoId {int(coco_id)}) in "
+                f"{str(layout.captions(split))!r}; check that the COCO {split} captions "
+                "file is complete."
+            )
+        captions.append(list(found))
+    return captions

@@ -1,0 +1,19 @@
+"""Synthetic data and tiny models for tests, examples and the demo."""
+
+from brainldm.testing._fake_nsd import (
+    VOCABULARY,
+    FakeNSD,
+    FeatureFunction,
+    appearance_features,
+    semantic_features,
+    write_fake_nsd,
+)
+
+__all__ = [
+    "FakeNSD",
+    "FeatureFunction",
+    "VOCABULARY",
+    "appearance_features",
+    "semantic_features",
+    "write_fake_nsd",
+]
