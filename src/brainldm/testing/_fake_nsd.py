@@ -265,6 +265,20 @@ def _write_mgh(path: Path, data: np.ndarray) -> None:
         nib.save(nib.MGHImage(data.astype(np.float32), np.eye(4)), tmp)
 
 
+def _masterordering(rng: np.random.Generator, n_images: int) -> np.ndarray:
+    """0-based image of each design trial: every image 3 times, new ones until the end.
+
+    As in NSD, images keep being introduced throughout the sessions, and an
+    image's repeats follow its first showing; so dropping the last sessions
+    drops some images entirely and leaves others with 1 or 2 repeats.
+    """
+    t1 = rng.random(n_images)
+    t2 = t1 + (1 - t1) * rng.random(n_images)
+    t3 = t2 + (1 - t2) * rng.random(n_images)
+    times = np.concatenate([t1, t2, t3])
+    return np.tile(np.arange(n_images), 3)[np.argsort(times, kind="stable")]
+
+
 def _runs(n_trials: int) -> tuple[np.ndarray, np.ndarray]:
     """RUN (1-based) and TRIAL within run (1-based) for one session, NSD's 12 runs."""
     n_runs = min(_RUNS_PER_SESSION, n_trials)
@@ -383,7 +397,7 @@ def write_fake_nsd(
     shared = universe[:n_shared]
     own = universe[n_shared:].reshape(n_subject_rows, -1)
     subjectim = np.concatenate([np.tile(shared, (n_subject_rows, 1)), own], axis=1)
-    masterordering = rng.permutation(np.repeat(np.arange(n_per_subject), 3))
+    masterordering = _masterordering(rng, n_per_subject)
     path = layout.expdesign()
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
