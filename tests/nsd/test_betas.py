@@ -105,3 +105,15 @@ def test_unknown_session(fake_nsd):
 def test_mask_required(fake_nsd):
     with pytest.raises(ValueError, match="mask is required for fmt='hdf5'"):
         load_betas(fake_nsd.layout, 1, [1], None, "hdf5")
+
+
+@pytest.mark.parametrize("fmt", ["nifti", "fsaverage"])
+def test_block_reads_equal_whole_reads(fake_nsd, monkeypatch, fmt):
+    """Reading one volume (or surface map) at a time gives the same array."""
+    import brainldm.nsd._betas as betas_module
+
+    mask = None if fmt == "fsaverage" else load_roi_mask(fake_nsd.layout, 1, "early")
+    whole = load_betas(fake_nsd.layout, 1, [1, 2], mask, fmt)
+    monkeypatch.setattr(betas_module, "_BLOCK_BYTES", 1)
+    blocks = load_betas(fake_nsd.layout, 1, [1, 2], mask, fmt)
+    np.testing.assert_array_equal(blocks, whole)

@@ -25,8 +25,8 @@ logger = logging.getLogger(__name__)
 #: NSD stores volume betas as int16 = percent signal change × 300.
 BETA_SCALE = 300.0
 
-# Bytes of raw int16 read per block from a NIfTI file (bounds the extra memory).
-_NIFTI_BLOCK_BYTES = 64 * 2**20
+# Bytes read per block from a NIfTI or MGH file (bounds the extra memory).
+_BLOCK_BYTES = 64 * 2**20
 
 
 def _shape_mismatch(path: Path, got: tuple, expected: tuple, what: str) -> ValueError:
@@ -107,7 +107,7 @@ def _read_nifti_session(path: Path, mask: np.ndarray, out: np.ndarray, rows: np.
     column[mask] = np.arange(int(mask.sum()))
     cols = column.ravel(order="F")[flat_mask]
     n_vox_volume = flat_mask.size
-    per_block = max(1, _NIFTI_BLOCK_BYTES // (n_vox_volume * dtype.itemsize))
+    per_block = max(1, _BLOCK_BYTES // (n_vox_volume * dtype.itemsize))
     with Opener(str(path)) as fobj:
         fobj.seek(int(img.dataobj.offset))
         for t0 in range(0, shape[3], per_block):
@@ -139,8 +139,13 @@ def _read_fsaverage_session(
             raise ValueError(f"{img.get_filename()} holds {img.shape[-1]} trials, not {len(rows)}.")
         keep = slice(None) if vertex_mask is None else vertex_mask[start : start + size]
         n_keep = size if vertex_mask is None else int(keep.sum())
-        block = np.asarray(img.dataobj, dtype=np.float32).reshape(size, -1)[keep]
-        out[np.ix_(rows, np.arange(col0, col0 + n_keep))] = block.T
+        cols = np.arange(col0, col0 + n_keep)
+        # Each trial's map is contiguous on disk: read a block of trials at a time.
+        per_block = max(1, _BLOCK_BYTES // (4 * size))
+        for t0 in range(0, len(rows), per_block):
+            t1 = min(t0 + per_block, len(rows))
+            block = np.asarray(img.dataobj[..., t0:t1], dtype=np.float32).reshape(size, -1)
+            out[np.ix_(rows[t0:t1], cols)] = block[keep].T
         col0 += n_keep
         start += size
 
