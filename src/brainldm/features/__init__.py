@@ -1,0 +1,22 @@
+"""Stimulus → LDM components: z (image latents), c (text embeddings), zc, U-Net activations."""
+
+from brainldm.features._extract import (
+    DEFAULT_UNET_LAYERS,
+    ZCFeatures,
+    encode_image_latents,
+    encode_text_embeddings,
+    encode_zc,
+    latents_to_init_latents,
+)
+from brainldm.features._store import FeatureStore, fill_store
+
+__all__ = [
+    "encode_image_latents",
+    "encode_text_embeddings",
+    "encode_zc",
+    "ZCFeatures",
+    "DEFAULT_UNET_LAYERS",
+    "latents_to_init_latents",
+    "FeatureStore",
+    "fill_store",
+]

@@ -1,0 +1,142 @@
+"""A feature store keyed by ``nsd_id``: resumable, never half-written.
+
+Layout: ``folder/name/meta.json`` plus one ``{nsd_id:06d}.npy`` per image. Each
+entry is written to a temporary name and renamed, so an interrupted run leaves
+whole entries only, and a re-run computes just the missing ones. The metadata
+(model fingerprint, settings, package version) must match to append.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+class FeatureStore:
+    """Arrays of one feature (e.g. ``"z"``), one per ``nsd_id``, on disk.
+
+    Parameters
+    ----------
+    folder : path-like
+        Root folder of the store; this feature lives in ``folder/name``.
+    name : str
+        Feature name (``"z"``, ``"c"``, ``"zc_s0.50_f1.00"``, ...).
+    meta : dict, optional
+        Settings that produced the feature (model fingerprint, sizes, ...). When
+        the store exists, they must equal what it holds.
+    """
+
+    def __init__(self, folder: str | os.PathLike, name: str, meta: dict | None = None) -> None:
+        from brainldm import __version__
+        from brainldm._utils import write_json_atomic
+
+        self.path = Path(folder) / name
+        self.name = name
+        meta_path = self.path / "meta.json"
+        if meta_path.exists():
+            stored = json.loads(meta_path.read_text())
+            if meta is not None:
+                differ = {
+                    k: (stored.get("settings", {}).get(k), v)
+                    for k, v in meta.items()
+                    if stored.get("settings", {}).get(k) != v
+                }
+                if differ:
+                    raise ValueError(
+                        f"feature store {str(self.path)!r} was made with other settings "
+                        f"(stored, requested): {differ}; use another folder or delete it."
+                    )
+            self.meta = stored
+        else:
+            if meta is None:
+                raise FileNotFoundError(f"no feature store at {str(self.path)!r}.")
+            self.path.mkdir(parents=True, exist_ok=True)
+            self.meta = {"name": name, "settings": meta, "package_version": __version__}
+            write_json_atomic(meta_path, self.meta)
+
+    def _file(self, nsd_id: int) -> Path:
+        return self.path / f"{int(nsd_id):06d}.npy"
+
+    def ids(self) -> np.ndarray:
+        """Sorted ``nsd_id`` of the stored entries."""
+        return np.array(sorted(int(p.stem) for p in self.path.glob("[0-9]*.npy")), dtype=np.int64)
+
+    def __contains__(self, nsd_id: int) -> bool:
+        return self._file(nsd_id).exists()
+
+    def __len__(self) -> int:
+        return len(self.ids())
+
+    def missing(self, nsd_ids: Sequence[int]) -> np.ndarray:
+        """The ids of ``nsd_ids`` (unique, in first-seen order) not stored yet."""
+        unique = list(dict.fromkeys(int(i) for i in nsd_ids))
+        return np.array([i for i in unique if i not in self], dtype=np.int64)
+
+    def put(self, nsd_ids: Sequence[int], values: np.ndarray) -> None:
+        """Store ``values[i]`` for ``nsd_ids[i]``, each entry atomically."""
+        from brainldm._utils import atomic_path
+
+        values = np.asarray(values)
+        if len(values) != len(nsd_ids):
+            raise ValueError(f"{len(nsd_ids)} nsd_ids but {len(values)} rows of values.")
+        for nsd_id, value in zip(nsd_ids, values, strict=True):
+            with atomic_path(self._file(nsd_id)) as tmp:
+                np.save(tmp, value)
+
+    def get(self, nsd_ids: Sequence[int]) -> np.ndarray:
+        """Stacked entries, in the order of ``nsd_ids`` (repeats allowed).
+
+        Returns
+        -------
+        values : ndarray of shape (len(nsd_ids), ...)
+        """
+        ids = [int(i) for i in nsd_ids]
+        missing = [i for i in dict.fromkeys(ids) if i not in self]
+        if missing:
+            raise KeyError(
+                f"feature {self.name!r} has no entry for nsd_id(s) {missing[:5]}"
+                f"{' ...' if len(missing) > 5 else ''} in {str(self.path)!r}."
+            )
+        cache = {i: np.load(self._file(i)) for i in dict.fromkeys(ids)}
+        return np.stack([cache[i] for i in ids]) if ids else np.empty((0,))
+
+
+def fill_store(
+    store: FeatureStore,
+    nsd_ids: Sequence[int],
+    compute: Callable[[np.ndarray], np.ndarray],
+    batch_size: int = 16,
+    progress: bool = False,
+) -> int:
+    """Compute and store the entries of ``nsd_ids`` that are missing, batch by batch.
+
+    Parameters
+    ----------
+    store : FeatureStore
+    nsd_ids : sequence of int
+    compute : callable
+        ``compute(ids) -> array`` of shape (len(ids), ...).
+    batch_size : int
+    progress : bool
+
+    Returns
+    -------
+    n_computed : int
+    """
+    from tqdm.auto import tqdm
+
+    todo = store.missing(nsd_ids)
+    for start in tqdm(
+        range(0, len(todo), batch_size), disable=not progress, desc=f"features {store.name}"
+    ):
+        ids = todo[start : start + batch_size]
+        store.put(ids, compute(ids))
+    logger.info("feature %s: %d computed, %d stored", store.name, len(todo), len(store))
+    return len(todo)
