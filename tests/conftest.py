@@ -74,3 +74,12 @@ def fake_nsd_copy(fake_nsd, tmp_path):
         if path.is_file():
             os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
     return NSDLayout(dest)
+
+
+@pytest.fixture(scope="session")
+def tiny_ldm():
+    """A tiny random Stable Diffusion (real CLIP tokenizer), built once."""
+    pytest.importorskip("diffusers")
+    from brainldm.ldm import make_tiny_ldm
+
+    return make_tiny_ldm(seed=0)

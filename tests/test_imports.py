@@ -7,7 +7,17 @@ HEAVY = ("torch", "diffusers", "transformers", "torchvision", "matplotlib", "nil
 
 
 @pytest.mark.parametrize(
-    "module", ["brainldm", "brainldm.nsd", "brainldm.testing", "brainldm.cli", "brainldm.config"]
+    "module",
+    [
+        "brainldm",
+        "brainldm.nsd",
+        "brainldm.testing",
+        "brainldm.cli",
+        "brainldm.config",
+        "brainldm.ldm",
+        "brainldm.features",
+        "brainldm.reconstruction",
+    ],
 )
 def test_no_heavy_import(module):
     code = (

@@ -23,9 +23,10 @@ logger = logging.getLogger(__name__)
 SD_V1_CONFIG_DIR = Path(__file__).parent / "configs" / "sd-v1"
 
 
-def _read_config(component: str) -> dict:
+def _read_config(component: str, config_dir: Path = SD_V1_CONFIG_DIR) -> dict:
     name = "scheduler_config.json" if component == "scheduler" else "config.json"
-    return json.loads((SD_V1_CONFIG_DIR / component / name).read_text())
+    config = json.loads((Path(config_dir) / component / name).read_text())
+    return {k: v for k, v in config.items() if not k.startswith("_")}
 
 
 @dataclass
@@ -83,8 +84,12 @@ class LatentDiffusion:
     def to(self, device: str | None = None, dtype: Any = None) -> LatentDiffusion:
         """Move every network to ``device``/``dtype``, in place; returns self."""
         for module in (self.vae, self.unet, self.text_encoder):
-            if module is not None:
-                module.to(device=device, dtype=dtype)
+            if module is None:
+                continue
+            if device is not None:
+                module.to(device)
+            if dtype is not None and next(module.parameters()).dtype != dtype:
+                module.to(dtype=dtype)
         return self
 
     def make_scheduler(self):
@@ -159,7 +164,7 @@ def read_checkpoint(path: str | os.PathLike, allow_pickle: bool = False) -> dict
     return obj.get("state_dict", obj) if isinstance(obj, dict) else obj
 
 
-def _from_compvis_checkpoint(path: Path, allow_pickle: bool):
+def _from_compvis_checkpoint(path: Path, allow_pickle: bool, config_dir: Path):
     """Build SD v1.x diffusers modules from a CompVis single-file checkpoint."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from diffusers.loaders.single_file_utils import (
@@ -175,12 +180,13 @@ def _from_compvis_checkpoint(path: Path, allow_pickle: bool):
             f"{str(path)!r} is not a CompVis Stable Diffusion checkpoint (no "
             "'model.diffusion_model.*' weights); give a diffusers folder instead."
         )
-    unet_config, vae_config = _read_config("unet"), _read_config("vae")
+    unet_config, vae_config = _read_config("unet", config_dir), _read_config("vae", config_dir)
     unet = UNet2DConditionModel.from_config(unet_config)
     unet.load_state_dict(convert_ldm_unet_checkpoint(state, unet_config), strict=True)
     vae = AutoencoderKL.from_config(vae_config)
     vae.load_state_dict(convert_ldm_vae_checkpoint(state, vae_config), strict=True)
-    text_encoder = CLIPTextModel(CLIPTextConfig(**_read_config("text_encoder")))
+    text_config = _read_config("text_encoder", config_dir)
+    text_encoder = CLIPTextModel(CLIPTextConfig(**text_config))
     text_state = convert_ldm_clip_checkpoint(state)
     missing, unexpected = text_encoder.load_state_dict(text_state, strict=False)
     # position_ids is a buffer some checkpoints carry and some do not.
@@ -196,6 +202,7 @@ def load_ldm(
     dtype: Any = None,
     tokenizer_dir: str | os.PathLike | None = None,
     allow_pickle: bool = False,
+    config_dir: str | os.PathLike | None = None,
 ) -> LatentDiffusion:
     """Load Stable Diffusion from local files; never downloads.
 
@@ -214,6 +221,10 @@ def load_ldm(
         from ``open-clip-torch``'s vocabulary).
     allow_pickle : bool
         See :func:`read_checkpoint`.
+    config_dir : path-like, optional
+        For a single-file checkpoint: a folder with ``unet/``, ``vae/`` and
+        ``text_encoder/`` ``config.json`` describing it. Default: SD v1.x's, shipped
+        with this package (:data:`SD_V1_CONFIG_DIR`).
 
     Returns
     -------
@@ -249,7 +260,8 @@ def load_ldm(
         files = [p for p in path.rglob("*") if p.is_file() and p.suffix in
                  (".safetensors", ".bin", ".json")]  # fmt: skip
     elif path.is_file():
-        vae, unet, text_encoder = _from_compvis_checkpoint(path, allow_pickle)
+        config_dir = SD_V1_CONFIG_DIR if config_dir is None else Path(config_dir)
+        vae, unet, text_encoder = _from_compvis_checkpoint(path, allow_pickle, config_dir)
         files = [path]
     else:
         raise FileNotFoundError(

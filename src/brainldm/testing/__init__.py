@@ -17,3 +17,7 @@ __all__ = [
     "semantic_features",
     "write_fake_nsd",
 ]
+
+from brainldm.testing._compvis import to_compvis_state_dict  # noqa: E402
+
+__all__ += ["to_compvis_state_dict"]
