@@ -34,3 +34,29 @@ def test_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1
     assert err.startswith("brainldm prepare: error: NSD root") and err.count("\n") == 1
+
+
+def test_extract_features_and_reconstruct(tmp_path, capsys, tiny_ldm, fake_nsd):
+    import pandas as pd
+
+    from brainldm.features import FeatureStore
+    from brainldm.ldm import save_ldm
+
+    model = save_ldm(tiny_ldm, tmp_path / "model")
+    assert main(["extract-features", "--nsd-root", str(fake_nsd.root), "--subjects", "2",
+                 "--model", str(model), "--out", str(tmp_path / "feat")]) == 0  # fmt: skip
+    z, c = FeatureStore(tmp_path / "feat", "z"), FeatureStore(tmp_path / "feat", "c")
+    ids = np.unique(fake_nsd.trials[2].nsd_ids)
+    np.testing.assert_array_equal(z.ids(), ids)
+    np.testing.assert_array_equal(c.ids(), ids)
+    assert z.get(ids[:2]).shape == (2, 4, 40, 40) and c.get(ids[:1]).shape == (1, 77, 32)
+    decoded = tmp_path / "decoded.npz"
+    test_ids = np.intersect1d(fake_nsd.shared_nsd_ids, ids)[:3]
+    np.savez(decoded, nsd_ids=test_ids, image_latents=z.get(test_ids), text_embeddings=c.get(test_ids))
+    assert main(["reconstruct", "--model", str(model), "--decoded", str(decoded), "--out",
+                 str(tmp_path / "rec"), "--steps", "4", "--n-samples", "1", "--start", "1",
+                 "--conditions", "zc,z"]) == 0  # fmt: skip
+    index = pd.read_csv(tmp_path / "rec" / "index.csv")
+    assert sorted(index.nsd_id.unique()) == sorted(test_ids[1:])
+    assert set(index.condition) == {"zc", "z"}
+    assert "4 images of 2 test images" in capsys.readouterr().out

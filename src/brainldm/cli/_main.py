@@ -90,6 +90,70 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_extract_features(args: argparse.Namespace) -> int:
+    from functools import partial
+
+    import numpy as np
+
+    from brainldm.features import extract_features
+    from brainldm.ldm import load_ldm
+    from brainldm.nsd import (
+        NSDLayout,
+        load_captions,
+        load_stim_info,
+        load_stimulus_images,
+        load_trials,
+    )
+
+    layout = NSDLayout.from_root(args.nsd_root, annotations_dir=args.annotations_dir)
+    ids = np.unique(np.concatenate([load_trials(layout, s).nsd_ids for s in args.subjects]))
+    ldm = load_ldm(args.model, device=args.device)
+    info = load_stim_info(layout)
+    stores = extract_features(
+        ldm,
+        args.out,
+        ids,
+        images=partial(load_stimulus_images, layout),
+        captions=partial(load_captions, layout, stim_info=info),
+        features=args.features,
+        z_posterior=args.z_posterior,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+    )
+    for name, store in stores.items():
+        print(f"{name}: {len(store)} images in {store.path}")
+    return 0
+
+
+def _cmd_reconstruct(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from brainldm.config import ReconstructionConfig
+    from brainldm.ldm import load_ldm
+    from brainldm.reconstruction import reconstruct
+
+    with np.load(args.decoded) as data:
+        missing = {"nsd_ids", "image_latents", "text_embeddings"} - set(data.files)
+        if missing:
+            raise ValueError(f"--decoded {args.decoded} lacks the array(s) {sorted(missing)}.")
+        ids = data["nsd_ids"][args.start : args.stop]
+        z = data["image_latents"][args.start : args.stop]
+        c = data["text_embeddings"][args.start : args.stop]
+    config = ReconstructionConfig(
+        n_samples=args.n_samples,
+        num_inference_steps=args.steps,
+        seed=args.seed,
+        timesteps=args.timesteps,
+    )
+    ldm = load_ldm(args.model, device=args.device)
+    index = reconstruct(
+        ldm, z, c, ids, args.out, conditions=args.conditions, config=config,
+        batch_size=args.batch_size, progress=not args.quiet,
+    )  # fmt: skip
+    print(f"{len(index)} images of {len(ids)} test images in {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``brainldm`` (one subparser per command)."""
     from brainldm import __version__
@@ -137,6 +201,34 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--zscore", action="store_true", help="z-score voxels per session")
     prep.add_argument("--order", default="first_presentation", help="or sorted")
     prep.set_defaults(func=_cmd_prepare)
+
+    feat = sub.add_parser("extract-features", help="z and c of every image a subject saw")
+    feat.add_argument("--nsd-root", default=None, help="NSD root (else $BRAINLDM_NSD_ROOT)")
+    feat.add_argument("--annotations-dir", default=None, help="COCO captions folder")
+    feat.add_argument("--subjects", type=_int_list, required=True)
+    feat.add_argument("--model", required=True, help="SD v1.x diffusers folder or .ckpt")
+    feat.add_argument("--out", required=True, help="feature store folder")
+    feat.add_argument("--features", type=_str_list, default=["z", "c"])
+    feat.add_argument("--z-posterior", default="mean", help="mean or sample")
+    feat.add_argument("--batch-size", type=int, default=8)
+    feat.add_argument("--device", default="cpu")
+    feat.set_defaults(func=_cmd_extract_features)
+
+    rec = sub.add_parser("reconstruct", help="images from decoded z and c")
+    rec.add_argument("--model", required=True, help="SD v1.x diffusers folder or .ckpt")
+    rec.add_argument("--decoded", required=True,
+                     help=".npz with nsd_ids, image_latents, text_embeddings")  # fmt: skip
+    rec.add_argument("--out", required=True)
+    rec.add_argument("--conditions", type=_str_list, default=["zc", "z", "c"])
+    rec.add_argument("--n-samples", type=int, default=5)
+    rec.add_argument("--steps", type=int, default=50)
+    rec.add_argument("--seed", type=int, default=42)
+    rec.add_argument("--timesteps", default="compvis", help="compvis or diffusers")
+    rec.add_argument("--start", type=int, default=None, help="first row (for sharding)")
+    rec.add_argument("--stop", type=int, default=None, help="row after the last")
+    rec.add_argument("--batch-size", type=int, default=4)
+    rec.add_argument("--device", default="cpu")
+    rec.set_defaults(func=_cmd_reconstruct)
     return parser
 
 

@@ -8,7 +8,7 @@ from brainldm.features._extract import (
     encode_zc,
     latents_to_init_latents,
 )
-from brainldm.features._store import FeatureStore, fill_store
+from brainldm.features._store import FeatureStore, extract_features, fill_store
 
 __all__ = [
     "encode_image_latents",
@@ -19,4 +19,5 @@ __all__ = [
     "latents_to_init_latents",
     "FeatureStore",
     "fill_store",
+    "extract_features",
 ]

@@ -140,3 +140,68 @@ def fill_store(
         store.put(ids, compute(ids))
     logger.info("feature %s: %d computed, %d stored", store.name, len(todo), len(store))
     return len(todo)
+
+
+def extract_features(
+    ldm,
+    folder: str | os.PathLike,
+    nsd_ids: Sequence[int],
+    images: Callable[[np.ndarray], np.ndarray] | None = None,
+    captions: Callable[[np.ndarray], list[list[str]]] | None = None,
+    features: Sequence[str] = ("z", "c"),
+    z_size: int = 320,
+    z_posterior: str = "mean",
+    seed: int = 42,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> dict[str, FeatureStore]:
+    """Fill the ``z`` and/or ``c`` stores for ``nsd_ids``, resuming what is there.
+
+    Parameters
+    ----------
+    ldm : LatentDiffusion
+    folder : path-like
+        Root of the feature stores (``folder/z``, ``folder/c``).
+    nsd_ids : sequence of int
+    images : callable, optional
+        ``images(ids) -> uint8 (n, H, W, 3)``, e.g. ``partial(load_stimulus_images, layout)``;
+        needed for ``"z"``.
+    captions : callable, optional
+        ``captions(ids) -> list of list of str``; needed for ``"c"``.
+    features : sequence of {"z", "c"}
+    z_size, z_posterior
+        See :func:`encode_image_latents`. With ``"sample"``, each image's seed is
+        derived from (``seed``, nsd_id), so the store does not depend on batching.
+    seed : int
+    batch_size : int
+    progress : bool
+
+    Returns
+    -------
+    stores : dict of str to FeatureStore
+    """
+    from brainldm._utils import check_choices
+    from brainldm.features._extract import encode_image_latents, encode_text_embeddings
+
+    check_choices("features", features, ("z", "c"))
+    stores = {}
+    if "z" in features:
+        if images is None:
+            raise ValueError("features includes 'z': pass images=...")
+        meta = {"model": ldm.fingerprint, "size": z_size, "posterior": z_posterior, "seed": seed}
+        store = FeatureStore(folder, "z", meta)
+
+        def z_of(ids):
+            seeds = [int(np.random.SeedSequence([seed, int(i)]).generate_state(1)[0]) for i in ids]
+            return encode_image_latents(ldm, images(ids), z_size, z_posterior, seeds, batch_size)
+
+        fill_store(store, nsd_ids, z_of, batch_size, progress)
+        stores["z"] = store
+    if "c" in features:
+        if captions is None:
+            raise ValueError("features includes 'c': pass captions=...")
+        store = FeatureStore(folder, "c", {"model": ldm.fingerprint})
+        fill_store(store, nsd_ids, lambda ids: encode_text_embeddings(ldm, captions(ids)),
+                   batch_size, progress)  # fmt: skip
+        stores["c"] = store
+    return stores
