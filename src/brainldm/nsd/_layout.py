@@ -33,6 +33,7 @@ _TEMPLATES: dict[str, tuple[str, str]] = {
     "roi": ("nsddata/ppdata/subj{subject:02d}/func1pt8mm/roi/{atlas}.nii.gz", "nsddata"),
     "ctab": ("nsddata/freesurfer/fsaverage/label/{atlas}.mgz.ctab", "nsddata"),
     "fsaverage_roi": ("nsddata/freesurfer/fsaverage/label/{hemi}.{atlas}.mgz", "nsddata"),
+    "transform": ("nsddata/ppdata/subj{subject:02d}/transforms/{name}.mgz", "nsddata"),
     "stimuli": ("nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5", "nsddata_stimuli"),
     "betas_hdf5": (
         "nsddata_betas/ppdata/subj{subject:02d}/func1pt8mm/{beta_type}/"
@@ -172,6 +173,10 @@ class NSDLayout:
     def fsaverage_roi(self, atlas: str, hemi: str) -> Path:
         """fsaverage label file ``{hemi}.{atlas}.mgz``."""
         return self._path("fsaverage_roi", atlas=atlas, hemi=hemi)
+
+    def transform(self, subject: int, name: str) -> Path:
+        """NSD transform ``transforms/{name}.mgz``, e.g. ``lh.func1pt8-to-layerB2``."""
+        return self._path("transform", subject=subject, name=name)
 
     def stimuli(self) -> Path:
         """``nsd_stimuli.hdf5`` with dataset ``imgBrick`` (n_images, H, W, 3) uint8."""

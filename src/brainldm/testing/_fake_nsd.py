@@ -305,6 +305,7 @@ def write_fake_nsd(
     image_size: int = 64,
     n_captions: tuple[int, int] = (5, 7),
     n_fsaverage_vertices: int | None = 37,
+    n_native_vertices: int | None = None,
     noise_std: float = 0.5,
     signal_std: float = 1.0,
     early_features: FeatureFunction | None = None,
@@ -343,6 +344,11 @@ def write_fake_nsd(
         Inclusive range of captions per image (COCO: 5, sometimes 6-7).
     n_fsaverage_vertices : int or None
         Vertices per hemisphere of the fsaverage betas (fsaverage: 163842).
+    n_native_vertices : int or None
+        If set, write NSD's volume → surface → fsaverage transforms
+        (``transforms/{hemi}.func1pt8-to-layerB{1,2,3}.mgz`` with this many native
+        vertices per hemisphere, and ``{hemi}.white-to-fsaverage.mgz`` with
+        10,242 fsaverage vertices, i.e. fsaverage5, instead of 163,842).
     noise_std, signal_std : float
         Percent signal change of the trial noise and of the planted response.
     early_features, ventral_features : callable, optional
@@ -527,6 +533,8 @@ def write_fake_nsd(
         for atlas in ("streams", "nsdgeneral"):
             _write_nifti(layout.roi(s, atlas), vols[atlas], zooms)
         _write_responses(layout, s, tr, rng)
+        if n_native_vertices:
+            _write_transforms(layout, s, vols["streams"] >= 0, n_native_vertices, rng)
 
         brain = vols["brainmask"].astype(bool)
         W = {}
@@ -628,6 +636,24 @@ def write_fake_nsd(
         bad_voxels=bad_voxels,
         n_trials_per_session=T,
     )
+
+
+def _write_transforms(
+    layout: NSDLayout, subject: int, cortex: np.ndarray, n_native: int, rng: np.random.Generator
+) -> None:
+    """NSD's transforms: native vertices at cortex voxels (1-based coordinates, 3 depths)."""
+    voxels = np.argwhere(cortex)
+    path = layout.transform(subject, "lh.white-to-fsaverage")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for hemi in ("lh", "rh"):
+        centres = voxels[rng.integers(len(voxels), size=n_native)].astype(np.float32)
+        for depth in range(3):
+            coords = centres + 1 + rng.uniform(-0.3, 0.3, centres.shape).astype(np.float32)
+            _write_mgh(layout.transform(subject, f"{hemi}.func1pt8-to-layerB{depth + 1}"),
+                       coords.reshape(-1, 1, 1, 3))  # fmt: skip
+        nearest = rng.integers(1, n_native + 1, size=10242).astype(np.float32)  # 1-based
+        _write_mgh(layout.transform(subject, f"{hemi}.white-to-fsaverage"),
+                   nearest.reshape(-1, 1, 1))  # fmt: skip
 
 
 def _write_responses(

@@ -1,0 +1,154 @@
+import numpy as np
+import pytest
+
+from brainldm.encoding import (
+    EncodingResult,
+    best_layer,
+    correlation_pvalues,
+    fdr_significant,
+    fit_encoding_model,
+    reduce_features,
+    run_encoding_analyses,
+)
+
+
+def _planted(seed, n_img=240, n_test=50, reps=2, n_vox=(60, 60, 120), scale=0.2):
+    """Voxels planted on A, on B, and null; features A, B independent Gaussians."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n_img + n_test, 16))
+    B = rng.standard_normal((n_img + n_test, 24))
+    ids_tr = np.repeat(np.arange(n_img), reps)
+    ids_te = np.arange(n_img, n_img + n_test)
+    Wa = rng.standard_normal((16, n_vox[0])) * scale
+    Wb = rng.standard_normal((24, n_vox[1])) * scale
+
+    def responses(ids, noise):
+        Y = rng.standard_normal((len(ids), sum(n_vox))) * noise
+        Y[:, : n_vox[0]] += A[ids] @ Wa
+        Y[:, n_vox[0] : n_vox[0] + n_vox[1]] += B[ids] @ Wb
+        return Y
+
+    return dict(A=A, B=B, ids_tr=ids_tr, ids_te=ids_te, Ytr=responses(ids_tr, 1.0),
+                Yte=responses(ids_te, 0.6), n_vox=n_vox)  # fmt: skip
+
+
+def _fit(d, spaces, **kw):
+    return fit_encoding_model(
+        {s: d[s][d["ids_tr"]] for s in spaces}, d["Ytr"], {s: d[s][d["ids_te"]] for s in spaces},
+        d["Yte"], groups=d["ids_tr"], n_components=None, **kw,
+    )  # fmt: skip
+
+
+def test_pvalues_match_monte_carlo():
+    rng = np.random.default_rng(0)
+    n = 20
+    null = np.array([np.corrcoef(rng.standard_normal(n), rng.standard_normal(n))[0, 1]
+                     for _ in range(20000)])  # fmt: skip
+    for r in (0.1, 0.3, 0.5):
+        assert correlation_pvalues(np.array([r]), n)[0] == pytest.approx((null >= r).mean(), abs=0.01)
+    with pytest.raises(ValueError, match="n must be > 2"):
+        correlation_pvalues(np.array([0.1]), 2)
+
+
+def test_fdr_matches_bh_by_hand():
+    p = np.array([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, 0.212, 0.216])
+    # BH: largest k with p_(k) <= k q / m; q = 0.05, m = 10 -> k = 2
+    np.testing.assert_array_equal(fdr_significant(p, 0.05), [True, True] + [False] * 8)
+    with pytest.raises(ValueError, match=r"q must be in \(0, 1\), got 1.5"):
+        fdr_significant(p, 1.5)
+
+
+def test_planted_spaces_recovered_and_fdr_controlled():
+    fdp, coverage = [], []
+    for seed in range(20):
+        d = _planted(seed, n_vox=(100, 60, 300))
+        a, b = _fit(d, ["A"]), _fit(d, ["B"])
+        na, nb, _ = d["n_vox"]
+        # voxels planted on A are best predicted by A, those on B by B
+        assert (a.r[:na] > b.r[:na]).mean() > 0.95
+        assert (b.r[na : na + nb] > a.r[na : na + nb]).mean() > 0.95
+        coverage.append(a.significant[:na].mean())
+        false = a.significant[na:].sum()
+        fdp.append(false / max(a.significant.sum(), 1))
+    assert np.mean(coverage) >= 0.9
+    assert np.mean(fdp) <= 0.05
+
+
+def test_joint_model_unique_variance_sign():
+    d = _planted(7)
+    an = run_encoding_analyses(
+        {s: d[s][d["ids_tr"]] for s in "AB"}, {s: d[s][d["ids_te"]] for s in "AB"},
+        d["Ytr"], d["Yte"], singles=["A", "B"], pairs=[("A", "B")], groups=d["ids_tr"],
+        n_components=None,
+    )  # fmt: skip
+    na, nb, _ = d["n_vox"]
+    ua, ub = an.unique["A|A+B"], an.unique["B|A+B"]
+    assert (ua[:na] > ub[:na]).mean() > 0.9  # A voxels: A explains unique variance
+    assert (ub[na : na + nb] > ua[na : na + nb]).mean() > 0.9
+    joint = an.results["A+B"]
+    assert joint.r2_split.shape == (2, sum(d["n_vox"]))
+    assert joint.r2_split[0, :na].mean() > joint.r2_split[1, :na].mean()
+
+
+def test_best_layer_recovers_planted_layers():
+    rng = np.random.default_rng(3)
+    n_img, n_test = 200, 50
+    layers = [rng.standard_normal((n_img + n_test, 12)) for _ in range(3)]
+    assign = np.repeat([0, 1, 2, -1], 30)
+    ids_tr, ids_te = np.repeat(np.arange(n_img), 2), np.arange(n_img, n_img + n_test)
+
+    weights = [rng.standard_normal((12, (assign == k).sum())) * 0.25 for k in range(3)]
+
+    def responses(ids, noise):
+        Y = rng.standard_normal((len(ids), len(assign))) * noise
+        for k in range(3):
+            Y[:, assign == k] += layers[k][ids] @ weights[k]
+        return Y
+
+    Ytr, Yte = responses(ids_tr, 1.0), responses(ids_te, 0.5)
+    names = ["L0", "L1", "L2"]
+    an = run_encoding_analyses(
+        {n: layers[k][ids_tr] for k, n in enumerate(names)},
+        {n: layers[k][ids_te] for k, n in enumerate(names)}, Ytr, Yte,
+        layer_sets={"middle": names}, groups=ids_tr, n_components=None,
+    )  # fmt: skip
+    best = an.best_layers["middle"]
+    assert (best[assign >= 0] == assign[assign >= 0]).mean() > 0.9
+    assert (best[assign == -1] == -1).mean() > 0.8
+    np.testing.assert_array_equal(best_layer(np.array([[0.1, 0.5], [0.3, 0.2]]),
+                                             np.array([[True, False], [True, False]])), [1, -1])  # fmt: skip
+
+
+def test_pca_never_sees_test_data():
+    rng = np.random.default_rng(0)
+    Xtr = rng.standard_normal((100, 30))
+    Xte = rng.standard_normal((10, 30))
+    a_tr, a_te = reduce_features(Xtr, Xte, n_components=5)
+    Xte_wild = Xte * 1000 + 50  # test rows that would dominate any PCA that saw them
+    b_tr, b_te = reduce_features(Xtr, Xte_wild, n_components=5)
+    np.testing.assert_allclose(a_tr, b_tr)  # the projection depends on training rows only
+    from sklearn.decomposition import PCA
+
+    ref = PCA(5, random_state=0).fit(Xtr)
+    np.testing.assert_allclose(np.abs(b_te), np.abs(ref.transform(Xte_wild)), rtol=1e-3, atol=1e-2)
+    full_tr, _ = reduce_features(Xtr, Xte, n_components=None)
+    assert full_tr.shape == (100, 30)
+
+
+def test_result_roundtrip(tmp_path):
+    d = _planted(1)
+    res = _fit(d, ["A", "B"])
+    loaded = EncodingResult.load(res.save(tmp_path / "AB.npz"))
+    np.testing.assert_array_equal(loaded.r, res.r)
+    np.testing.assert_array_equal(loaded.r2_split, res.r2_split)
+    assert loaded.spaces == ("A", "B") and loaded.n_test == 50
+
+
+def test_errors():
+    d = _planted(0)
+    with pytest.raises(ValueError, match="must name the same feature spaces"):
+        fit_encoding_model({"A": d["A"][d["ids_tr"]]}, d["Ytr"], {"B": d["B"][d["ids_te"]]}, d["Yte"])
+    with pytest.raises(ValueError, match=r"feature space 'A': 10 train"):
+        fit_encoding_model({"A": d["A"][:10]}, d["Ytr"], {"A": d["A"][d["ids_te"]]}, d["Yte"])
+    with pytest.raises(ValueError, match=r"feature sets \['C'\] are not in train/test"):
+        run_encoding_analyses({"A": d["A"]}, {"A": d["A"]}, d["Ytr"], d["Yte"], singles=["C"])
