@@ -4,15 +4,17 @@ from brainldm.cli import main
 from brainldm.nsd import SubjectSplit
 
 
-def test_demo_prints_split_sizes(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--subjects", "1,2", "--sessions", "3"]) == 0
+def test_run_dry_run_and_config_errors(tmp_path, capsys):
+    assert main(["run", "--preset", "recommended", "--set", "data.subjects=[1, 5]",
+                 "--dry-run"]) == 0  # fmt: skip
     out = capsys.readouterr().out
-    assert "synthetic NSD written to" in out
-    files = sorted((tmp_path / "prepared").glob("subj0*_split-takagi2023_*.h5"))
-    assert len(files) == 2
-    split = SubjectSplit.load(files[0])
-    assert f"train {len(split.train_nsd_ids)} trials, test {len(split.test_nsd_ids)} images" in out
-    assert split.summary() in out
+    assert 'preset = "recommended"' in out and "subjects = [1, 5]" in out
+    assert "grouped_folds = true" in out
+    config = tmp_path / "c.toml"
+    config.write_text('preset = "takagi2023"\n[decoding]\nalpha = 3\n')
+    assert main(["run", str(config), "--dry-run"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown key(s) ['alpha'] in [decoding]; valid keys: ['alphas'" in err
 
 
 def test_simulate_then_prepare(tmp_path, capsys):

@@ -92,3 +92,199 @@ class ReconstructionConfig:
 
 #: The paper's reconstruction settings.
 TAKAGI2023_RECONSTRUCTION = ReconstructionConfig()
+
+
+# ---------------------------------------------------------------------------
+# Run configuration: one section per stage, loaded from TOML, presets below.
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which NSD data. ``nsd_root`` None means ``$BRAINLDM_NSD_ROOT``."""
+
+    nsd_root: str | None = None
+    annotations_dir: str | None = None
+    subjects: tuple = (1, 2, 5, 7)
+    split: str = "takagi2023"
+    z_roi: str = "early"  # seed_code.md §2: streams label 1 → z
+    c_roi: str = "ventral"  # streams label 5 → c
+    atlas: str = "streams"
+    encoding_atlas: str = "nsdgeneral"
+    encoding_roi: str = "nsdgeneral"
+    fmt: str = "hdf5"
+    zscore: bool = False
+    order: str = "first_presentation"
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    """LDM and feature settings. ``model`` is a local SD v1.x folder or checkpoint."""
+
+    model: str | None = None
+    z_posterior: str = "sample"  # seed_code.md §3: a posterior sample
+    batch_size: int = 8
+    zc_strengths: tuple = (0.25, 0.5, 0.75)
+    zc_fractions: tuple = (0.25, 0.5, 1.0)
+    unet_layers: tuple = ("down_blocks.1", "down_blocks.2", "mid_block", "up_blocks.1", "up_blocks.2")
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class DecodingConfig:
+    """Ridge decoders, brain → (z, c)."""
+
+    alphas: tuple = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0)  # seed_code.md §4
+    cv: int = 5
+    grouped_folds: bool = False  # the seed's KFold leaks repeats across folds
+    fit_intercept: bool = False  # the seed fits none on uncentred Y
+    standardize_X: bool = True
+    standardize_Y: bool = False
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Identification and metrics. ``weights_dir`` holds local network weights."""
+
+    protocol: str = "takagi"
+    weights_dir: str | None = None
+    n_bootstrap: int = 1000
+
+
+@dataclass(frozen=True)
+class EncodingConfig:
+    """Voxel-wise encoding models (§3.5)."""
+
+    enabled: bool = True
+    n_components: int = 6400
+    q: float = 0.05
+    alphas: tuple = (0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
+    cv: int = 5
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every setting of a run, by stage."""
+
+    preset: str = "takagi2023"
+    data: DataConfig = DataConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    decoding: DecodingConfig = DecodingConfig()
+    reconstruction: ReconstructionConfig = ReconstructionConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    encoding: EncodingConfig = EncodingConfig()
+
+
+_SECTIONS = {
+    "data": DataConfig,
+    "features": FeaturesConfig,
+    "decoding": DecodingConfig,
+    "reconstruction": ReconstructionConfig,
+    "evaluation": EvaluationConfig,
+    "encoding": EncodingConfig,
+}
+
+#: Named presets: section -> overrides of the defaults above (which are the paper's).
+PRESETS: dict[str, dict] = {
+    # The paper exactly (seed_code.md): sessions 1-37, early→z, ventral→c, X standardised,
+    # alphas 1e-6..1, 5 contiguous folds, no intercept; DDIM 50 / eta 0 / strength 0.8 /
+    # guidance 5 / 5 samples / seed 42 / CompVis timesteps.
+    "takagi2023": {},
+    # What we recommend; departures from the paper are listed in docs/presets.md.
+    "recommended": {
+        "data": {"split": "modern"},
+        "decoding": {"grouped_folds": True, "fit_intercept": True,
+                     "alphas": (1e-2, 1e-1, 1.0, 10.0, 1e2, 1e3, 1e4, 1e5)},  # fmt: skip
+        "features": {"z_posterior": "mean"},
+    },
+    # The embedded demo: synthetic NSD, tiny random LDM, small everything.
+    "demo": {
+        "data": {"subjects": (1, 2), "split": "modern"},
+        "features": {"batch_size": 16, "zc_strengths": (0.5,), "zc_fractions": (0.5, 1.0),
+                     "unet_layers": ("down_blocks.1", "mid_block", "up_blocks.0"),
+                     "z_posterior": "mean"},  # fmt: skip
+        "decoding": {"grouped_folds": True, "fit_intercept": True,
+                     "alphas": (1.0, 10.0, 100.0, 1e3, 1e4, 1e5)},  # fmt: skip
+        "reconstruction": {"num_inference_steps": 8, "n_samples": 2, "image_size": 256},
+        "evaluation": {"n_bootstrap": 200},
+        "encoding": {"n_components": 256},
+    },
+}
+
+
+def _build(cls, values: dict, where: str):
+    import dataclasses
+
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in [{where}]; valid keys: {valid}.")
+    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return cls(**fixed)
+
+
+def make_run_config(preset: str = "takagi2023", overrides: dict | None = None) -> RunConfig:
+    """A run config from a preset plus nested overrides ``{section: {key: value}}``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown preset, section or key (the message lists the valid ones).
+    """
+    from brainldm._utils import check_option
+
+    check_option("preset", preset, PRESETS)
+    merged: dict = {name: {} for name in _SECTIONS}
+    for source in (PRESETS[preset], overrides or {}):
+        unknown = sorted(set(source) - set(_SECTIONS) - {"preset"})
+        if unknown:
+            raise ValueError(f"unknown section(s) {unknown}; valid sections: {list(_SECTIONS)}.")
+        for section, values in source.items():
+            if section != "preset":
+                merged[section].update(values)
+    sections = {
+        name: _build(cls, merged[name], name) if merged[name] else cls()
+        for name, cls in _SECTIONS.items()
+    }
+    return RunConfig(preset=preset, **sections)
+
+
+def load_run_config(path, overrides: dict | None = None) -> RunConfig:
+    """Read a TOML run config (``preset = "..."`` plus ``[section]`` tables), then overrides."""
+    import sys
+    from pathlib import Path
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    data = tomllib.loads(Path(path).read_text())
+    preset = data.pop("preset", "takagi2023")
+    for section, values in (overrides or {}).items():
+        data.setdefault(section, {}).update(values)
+    return make_run_config(preset, data)
+
+
+def run_config_to_toml(config: RunConfig) -> str:
+    """The config as TOML text (round-trips through :func:`load_run_config`)."""
+    import dataclasses
+    import json
+
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (tuple, list)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, str):
+            return json.dumps(v)
+        return repr(v)
+
+    lines = [f"preset = {value(config.preset)}"]
+    for name in _SECTIONS:
+        lines.append(f"\n[{name}]")
+        for f in dataclasses.fields(getattr(config, name)):
+            v = getattr(getattr(config, name), f.name)
+            if v is not None:
+                lines.append(f"{f.name} = {value(v)}")
+    return "\n".join(lines) + "\n"

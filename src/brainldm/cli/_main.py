@@ -24,30 +24,68 @@ def _str_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _print_summary(summary: dict, out: Path) -> None:
+    for key, name in summary.get("prepare", {}).items():
+        print(f"  prepared {key}: {name}")
+    for subject, info in summary.get("decode", {}).items():
+        r = info["per_image_r"]
+        print(f"  subj{int(subject):02d} decoded: per-image r z {r['image_latents']:.3f}, "
+              f"c {r['text_embeddings']:.3f}")  # fmt: skip
+    if "report" in summary:
+        print(f"report: {out / summary['report']['report']}")
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from brainldm.nsd import prepare_subject
-    from brainldm.testing import write_fake_nsd
+    from brainldm.pipeline import run_demo
 
     out = Path(args.out)
-    fake = write_fake_nsd(
-        out / "nsd",
-        subjects=args.subjects,
-        n_sessions=args.sessions,
-        n_trials_per_session=args.trials_per_session,
-        random_state=args.seed,
-    )
-    print(f"synthetic NSD written to {fake.root}")
-    print(
-        f"  subjects {list(fake.subjects)}, {args.sessions} sessions × {args.trials_per_session}"
-        f" trials, {len(fake.image_nsd_ids)} images, {len(fake.shared_nsd_ids)} shared"
-    )
-    for subject in fake.subjects:
-        split, path = prepare_subject(fake.layout, subject, out / "prepared", split=args.split)
-        print("  " + split.summary())
-        print(
-            f"    split sizes: train {len(split.train_nsd_ids)} trials, "
-            f"test {len(split.test_nsd_ids)} images -> {path}"
-        )
+    summary = run_demo(out, subjects=args.subjects, progress=not args.quiet, force=args.force)
+    print(f"demo run in {out} (synthetic NSD, tiny LDM with random weights)")
+    _print_summary(summary, out)
+    return 0
+
+
+def _parse_set(items: list[str]) -> dict:
+    """``section.key=value`` pairs → nested overrides; values parsed as TOML literals."""
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    overrides: dict = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot:
+            raise ValueError(f"--set {item!r}: expected section.key=value, e.g. data.subjects=[1,2]")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw  # a bare string
+        overrides.setdefault(section, {})[name] = value
+    return overrides
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from brainldm.config import load_run_config, make_run_config, run_config_to_toml
+    from brainldm.pipeline import run_pipeline
+
+    overrides = _parse_set(args.set)
+    if args.subjects:
+        overrides.setdefault("data", {})["subjects"] = args.subjects
+    if args.config in (None, "") and args.preset:
+        config = make_run_config(args.preset, overrides)
+    else:
+        config = load_run_config(args.config, overrides)
+    if args.dry_run:
+        print(run_config_to_toml(config))
+        return 0
+    out = Path(args.out)
+    summary = run_pipeline(config, out, stages=args.stages, force=args.force,
+                           progress=not args.quiet)  # fmt: skip
+    print(f"run finished in {out}")
+    _print_summary(summary, out)
     return 0
 
 
@@ -169,14 +207,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on error")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="run on an embedded synthetic NSD")
+    demo = sub.add_parser("demo", help="every stage on the embedded synthetic NSD")
     demo.add_argument("--out", default="brainldm_demo", help="output folder")
     demo.add_argument("--subjects", type=_int_list, default=[1, 2], help="e.g. 1,2")
-    demo.add_argument("--sessions", type=int, default=4, help="sessions per subject")
-    demo.add_argument("--trials-per-session", type=int, default=60)
-    demo.add_argument("--split", default="takagi2023", help="takagi2023 or modern")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--force", type=_str_list, default=[], help="stages to redo")
     demo.set_defaults(func=_cmd_demo)
+
+    from brainldm.pipeline._run import STAGES
+
+    run = sub.add_parser("run", help="the whole analysis from a TOML config")
+    run.add_argument("config", nargs="?", default=None, help="TOML run config")
+    run.add_argument("--preset", default="takagi2023", help="takagi2023, recommended or demo")
+    run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                     help="override a setting, e.g. --set data.nsd_root='\"/data/nsd\"'")  # fmt: skip
+    run.add_argument("--subjects", type=_int_list, default=None, help="e.g. 1,2,5,7")
+    run.add_argument("--out", default="brainldm_run", help="output folder")
+    run.add_argument("--stages", type=_str_list, default=list(STAGES))
+    run.add_argument("--force", type=_str_list, default=[], help="stages to redo")
+    run.add_argument("--dry-run", action="store_true", help="print the resolved config")
+    run.set_defaults(func=_cmd_run)
 
     sim = sub.add_parser("simulate", help="write a synthetic NSD in the real formats")
     sim.add_argument("root", help="folder to write the NSD tree into")

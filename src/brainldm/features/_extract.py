@@ -181,6 +181,7 @@ def encode_zc(
     guidance_scale: float = 5.0,
     timesteps: str = "compvis",
     seeds: Sequence[int] | None = None,
+    image_size: int = 512,
     batch_size: int = 4,
     progress: bool = False,
 ) -> ZCFeatures:
@@ -207,6 +208,8 @@ def encode_zc(
         As in reconstruction (50, 5.0, "compvis").
     seeds : sequence of int, optional
         One seed per image for the forward noise (default 0, 1, 2, ...).
+    image_size : int
+        Side of the decoded-z image that is re-encoded (512 as in reconstruction).
     batch_size : int
     progress : bool
 
@@ -241,7 +244,7 @@ def encode_zc(
         n = sl.stop - sl.start
         gens = make_generators(seeds[sl])
         zt = torch.from_numpy(z[sl]).to(ldm.device, ldm.dtype)
-        init, _ = latents_to_init_latents(ldm, zt)
+        init, _ = latents_to_init_latents(ldm, zt, size=image_size)
         noise = randn(tuple(init.shape), gens, ldm.device, ldm.dtype)
         latents = scheduler.add_noise(init, noise, torch.tensor([noise_t]))
         current = {"step": 0}

@@ -1,0 +1,467 @@
+"""The whole analysis as resumable stages: prepare → features → decode → reconstruct →
+evaluate → encode → maps → report.
+
+Each stage writes into ``out_dir/<stage>/`` and, when it has finished, a
+``.done.json`` marker holding a hash of its settings and of the stages before
+it. A re-run skips every stage whose marker matches; an interrupted stage
+resumes (its outputs are written atomically, and the feature store and the
+reconstruction skip what already exists); ``force`` redoes chosen stages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from brainldm.config import RunConfig, run_config_to_toml
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("prepare", "features", "decode", "reconstruct", "evaluate", "encode", "maps", "report")
+
+
+@dataclass
+class RunContext:
+    """What the stages share: the config, the output folder, the loaded model."""
+
+    config: RunConfig
+    out_dir: Path
+    layout: object
+    ldm: object = None
+    demo: bool = False
+    progress: bool = False
+    cache: dict = field(default_factory=dict)
+
+    def stage_dir(self, stage: str) -> Path:
+        """Output folder of one stage."""
+        path = self.out_dir / stage
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def get_ldm(self):
+        """The LDM, loaded once per process."""
+        if self.ldm is None:
+            from brainldm.ldm import load_ldm
+
+            model = self.config.features.model
+            if model is None:
+                raise ValueError(
+                    "features.model is not set: give a local Stable Diffusion v1.x folder or "
+                    "checkpoint (e.g. sd-v1-4.ckpt) in the config's [features] section."
+                )
+            self.ldm = load_ldm(model, device=self.config.features.device)
+        return self.ldm
+
+
+def _stage_hash(ctx: RunContext, stage: str, upstream: str) -> str:
+    sections = {
+        "prepare": ("data",),
+        "features": ("data", "features"),
+        "decode": ("decoding",),
+        "reconstruct": ("reconstruction",),
+        "evaluate": ("evaluation",),
+        "encode": ("encoding",),
+        "maps": (),
+        "report": (),
+    }[stage]
+    settings = {s: dataclasses.asdict(getattr(ctx.config, s)) for s in sections}
+    text = json.dumps([stage, upstream, settings, ctx.demo], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# -- stages ---------------------------------------------------------------------------
+
+
+def _prepare(ctx: RunContext) -> dict:
+    from brainldm.nsd import prepare_subject
+
+    d = ctx.config.data
+    out = {}
+    for subject in d.subjects:
+        for name, (atlas, rois) in {
+            "decoding": (d.atlas, (d.z_roi, d.c_roi)),
+            "encoding": (d.encoding_atlas, (d.encoding_roi,)),
+        }.items():
+            _, path = prepare_subject(
+                ctx.layout, subject, ctx.stage_dir("prepare"), rois=rois, atlas=atlas,
+                split=d.split, fmt=d.fmt, zscore=d.zscore, order=d.order, progress=ctx.progress,
+            )  # fmt: skip
+            out[f"{subject}/{name}"] = path.name
+    return out
+
+
+def _split(ctx: RunContext, subject: int, name: str):
+    from brainldm.nsd import SubjectSplit
+
+    done = json.loads((ctx.out_dir / "prepare" / ".done.json").read_text())
+    return SubjectSplit.load(ctx.out_dir / "prepare" / done["outputs"][f"{subject}/{name}"])
+
+
+def _all_image_ids(ctx: RunContext) -> np.ndarray:
+    ids = []
+    for subject in ctx.config.data.subjects:
+        split = _split(ctx, subject, "decoding")
+        ids += [split.train_nsd_ids, split.test_nsd_ids]
+    return np.unique(np.concatenate(ids))
+
+
+def _features(ctx: RunContext) -> dict:
+    from functools import partial
+
+    from brainldm.features import extract_features
+    from brainldm.nsd import load_captions, load_stim_info, load_stimulus_images
+
+    f = ctx.config.features
+    ids = _all_image_ids(ctx)
+    info = load_stim_info(ctx.layout)
+    extract_features(
+        ctx.get_ldm(), ctx.stage_dir("features"), ids,
+        images=partial(load_stimulus_images, ctx.layout),
+        captions=partial(load_captions, ctx.layout, stim_info=info),
+        z_posterior=f.z_posterior, seed=ctx.config.reconstruction.seed,
+        batch_size=f.batch_size, progress=ctx.progress,
+    )  # fmt: skip
+    return {"n_images": int(len(ids))}
+
+
+def _store(ctx: RunContext, name: str):
+    from brainldm.features import FeatureStore
+
+    return FeatureStore(ctx.out_dir / "features", name)
+
+
+def _decode(ctx: RunContext) -> dict:
+    from sklearn.model_selection import KFold
+
+    from brainldm.ridge import RidgeCV, correlation_score
+
+    dc = ctx.config.decoding
+    d = ctx.config.data
+    out = {}
+    for subject in d.subjects:
+        split = _split(ctx, subject, "decoding")
+        decoded, scores = {}, {}
+        for target, roi in (("image_latents", d.z_roi), ("text_embeddings", d.c_roi)):
+            store = _store(ctx, "z" if target == "image_latents" else "c")
+            Y = store.get(split.train_nsd_ids)
+            shape = Y.shape[1:]
+            model = RidgeCV(
+                alphas=dc.alphas,
+                cv=dc.cv if dc.grouped_folds else KFold(dc.cv),  # the seed: contiguous KFold
+                fit_intercept=dc.fit_intercept,
+                standardize_X=dc.standardize_X,
+                standardize_Y=dc.standardize_Y,
+                progress=ctx.progress,
+            )
+            groups = split.train_nsd_ids if dc.grouped_folds else None
+            model.fit(split.train_betas[roi], Y.reshape(len(Y), -1), groups=groups)
+            pred = model.predict(split.test_betas[roi]).astype(np.float32)
+            truth = store.get(split.test_nsd_ids).reshape(len(pred), -1)
+            # the seed's printed score: per-image r across feature dimensions
+            scores[target] = float(np.mean(correlation_score(truth.T, pred.T)))
+            decoded[target] = pred.reshape(len(pred), *shape)
+        path = ctx.stage_dir("decode") / f"subj{subject:02d}_decoded.npz"
+        from brainldm._utils import atomic_path
+
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, nsd_ids=split.test_nsd_ids, **decoded)
+        out[str(subject)] = {"file": path.name, "per_image_r": scores}
+        logger.info("subject %d decoded: %s", subject, scores)
+    return out
+
+
+def _reconstruct(ctx: RunContext) -> dict:
+    from brainldm.reconstruction import reconstruct
+
+    out = {}
+    for subject in ctx.config.data.subjects:
+        with np.load(ctx.out_dir / "decode" / f"subj{subject:02d}_decoded.npz") as data:
+            ids, z, c = data["nsd_ids"], data["image_latents"], data["text_embeddings"]
+        folder = ctx.stage_dir("reconstruct") / f"subj{subject:02d}"
+        index = reconstruct(ctx.get_ldm(), z, c, ids, folder, config=ctx.config.reconstruction,
+                            progress=ctx.progress)  # fmt: skip
+        # the oracle: the true z and c of each test image, the ceiling of the method
+        oracle = ctx.stage_dir("reconstruct") / f"subj{subject:02d}_oracle"
+        reconstruct(ctx.get_ldm(), _store(ctx, "z").get(ids), _store(ctx, "c").get(ids), ids,
+                    oracle, conditions=("zc",), config=ctx.config.reconstruction,
+                    progress=ctx.progress)  # fmt: skip
+        _write_originals(ctx, folder, ids)
+        out[str(subject)] = {"n_images": int(len(index))}
+    return out
+
+
+def _write_originals(ctx: RunContext, folder: Path, ids: np.ndarray) -> None:
+    from PIL import Image
+
+    from brainldm._utils import atomic_path
+    from brainldm.nsd import load_stimulus_images
+
+    images = load_stimulus_images(ctx.layout, ids)
+    for nsd_id, image in zip(ids, images, strict=True):
+        path = folder / "originals" / f"{int(nsd_id):06d}.png"
+        if not path.exists():
+            with atomic_path(path) as tmp:
+                Image.fromarray(image).save(tmp, format="PNG")
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.2f}"
+
+
+def _zc_names(ctx: RunContext) -> dict:
+    """Feature-store names of zc and U-Net activations, by (strength, fraction[, layer])."""
+    f = ctx.config.features
+    names = {}
+    for s in f.zc_strengths:
+        for fr in f.zc_fractions:
+            names[(s, fr)] = f"zc_s{_fmt(s)}_f{_fmt(fr)}"
+            for layer in f.unet_layers:
+                names[(s, fr, layer)] = f"unet_{layer}_s{_fmt(s)}_f{_fmt(fr)}"
+    return names
+
+
+def _fill_zc(ctx: RunContext, ids: np.ndarray) -> None:
+    """zc and U-Net activations of ``ids`` at every strength, into feature stores."""
+    from brainldm.features import FeatureStore, encode_zc
+
+    f = ctx.config.features
+    names = _zc_names(ctx)
+    meta = {"model": ctx.get_ldm().fingerprint, "steps": ctx.config.reconstruction.num_inference_steps}
+    z_store, c_store = _store(ctx, "z"), _store(ctx, "c")
+    for s in f.zc_strengths:
+        stores = {k: FeatureStore(ctx.out_dir / "features", v, meta)
+                  for k, v in names.items() if k[0] == s}  # fmt: skip
+        todo = stores[(s, f.zc_fractions[0])].missing(ids)
+        for start in range(0, len(todo), f.batch_size):
+            batch = todo[start : start + f.batch_size]
+            out = encode_zc(
+                ctx.get_ldm(), z_store.get(batch), c_store.get(batch), strength=s,
+                fractions=f.zc_fractions, unet_layers=f.unet_layers,
+                num_inference_steps=ctx.config.reconstruction.num_inference_steps,
+                guidance_scale=ctx.config.reconstruction.guidance_scale,
+                timesteps=ctx.config.reconstruction.timesteps,
+                seeds=[int(i) for i in batch], batch_size=f.batch_size,
+                image_size=ctx.config.reconstruction.image_size,
+            )  # fmt: skip
+            for key, store in stores.items():
+                values = out.zc[key[1]] if len(key) == 2 else out.unet[(key[2], key[1])]
+                store.put(batch, values)
+
+
+def _encode(ctx: RunContext) -> dict:
+    from brainldm.encoding import run_encoding_analyses
+    from brainldm.maps import unmask
+
+    e, f, d = ctx.config.encoding, ctx.config.features, ctx.config.data
+    if not e.enabled:
+        return {}
+    names = _zc_names(ctx)
+    mid = f.zc_strengths[len(f.zc_strengths) // 2]
+    last = f.zc_fractions[-1]
+    out = {}
+    for subject in d.subjects:
+        split = _split(ctx, subject, "encoding")
+        ids = np.unique(np.concatenate([split.train_nsd_ids, split.test_nsd_ids]))
+        _fill_zc(ctx, ids)
+        feature_sets = {"z": "z", "c": "c"} | {v: v for v in names.values()}
+        train = {k: _store(ctx, v).get(split.train_nsd_ids) for k, v in feature_sets.items()}
+        test = {k: _store(ctx, v).get(split.test_nsd_ids) for k, v in feature_sets.items()}
+        zc = names[(mid, last)]
+        pairs = [("z", names[(s, last)]) for s in f.zc_strengths]
+        pairs += [("z", names[(mid, fr)]) for fr in f.zc_fractions if fr != last]
+        layer_sets = {_fmt(fr): [names[(mid, fr, layer)] for layer in f.unet_layers]
+                      for fr in f.zc_fractions}  # fmt: skip
+        Y_train = split.train_betas[d.encoding_roi]
+        Y_test = split.test_betas[d.encoding_roi]
+        analyses = run_encoding_analyses(
+            train, test, Y_train, Y_test, singles=["z", "c", zc], pairs=pairs,
+            layer_sets=layer_sets, groups=split.train_nsd_ids, n_components=e.n_components,
+            alphas=e.alphas, cv=e.cv, q=e.q, progress=ctx.progress,
+        )  # fmt: skip
+        folder = ctx.stage_dir("encode") / f"subj{subject:02d}"
+        vox = split.voxel_indices[d.encoding_roi]
+        summary = {}
+        for name, res in analyses.results.items():
+            res.save(folder / f"{name}.npz")
+            img = unmask(np.where(res.significant, res.r, np.nan), vox, split.volume_shape,
+                         split.affine)  # fmt: skip
+            _save_nifti(img, folder / f"{name}_r.nii.gz")
+            summary[name] = {"n_significant": int(res.significant.sum()),
+                             "median_r": float(np.median(res.r))}  # fmt: skip
+        np.savez(folder / "unique.npz", **{k.replace("|", "__in__"): v
+                                           for k, v in analyses.unique.items()})  # fmt: skip
+        np.savez(folder / "best_layers.npz", **analyses.best_layers)
+        out[str(subject)] = {
+            "models": summary,
+            "layers": list(f.unet_layers),
+            "zc": zc,
+            "pairs": [list(p) for p in pairs],
+            "n_voxels": int(len(vox)),
+        }
+    return out
+
+
+def _save_nifti(img, path: Path) -> None:
+    import nibabel as nib
+
+    from brainldm._utils import atomic_path
+
+    with atomic_path(path) as tmp:
+        nib.save(img, tmp)
+
+
+def _maps(ctx: RunContext) -> dict:
+    from brainldm.encoding import EncodingResult
+    from brainldm.maps import (
+        plot_surface,
+        plot_volume_mosaic,
+        save_figure,
+        unmask,
+        volume_to_fsaverage,
+    )
+
+    done = json.loads((ctx.out_dir / "encode" / ".done.json").read_text())["outputs"]
+    d = ctx.config.data
+    out = {}
+    for subject, info in done.items():
+        subject = int(subject)
+        split = _split(ctx, subject, "encoding")
+        vox, shape = split.voxel_indices[d.encoding_roi], split.volume_shape
+        enc = ctx.out_dir / "encode" / f"subj{subject:02d}"
+        folder = ctx.stage_dir("maps") / f"subj{subject:02d}"
+        surfaces = ctx.layout.transform(subject, "lh.white-to-fsaverage").exists()
+
+        def draw(values, name, **kw):
+            volume = unmask(values, vox, shape)
+            if surfaces:
+                lh, rh = volume_to_fsaverage(ctx.layout, subject, volume, order=0)
+                fig = plot_surface(lh, rh, kind="flat", title=name, **kw)
+            else:
+                fig = plot_volume_mosaic(volume, title=name, **kw)
+            return save_figure(fig, folder / f"{name}.png").name
+
+        files = []
+        for name in ("z", "c", info["zc"]):
+            res = EncodingResult.load(enc / f"{name}.npz")
+            files.append(draw(np.where(res.significant, res.r, np.nan), f"accuracy_{name}"))
+        with np.load(enc / "unique.npz") as u:
+            a, b = info["pairs"][0]
+            diff = u[f"{b}__in__{a}+{b}"] - u[f"{a}__in__{a}+{b}"]
+            files.append(draw(diff, f"unique_{b}_minus_{a}", cmap="RdBu_r"))
+        with np.load(enc / "best_layers.npz") as best:
+            for fraction in best.files:
+                layer = best[fraction].astype(float)
+                layer[layer < 0] = np.nan
+                files.append(draw(layer, f"best_layer_f{fraction}", labels=info["layers"]))
+        out[str(subject)] = files
+    return out
+
+
+def _report(ctx: RunContext) -> dict:
+    from brainldm.pipeline._report import write_report
+
+    summary = {}
+    for stage in STAGES:
+        marker = ctx.out_dir / stage / ".done.json"
+        if marker.exists():
+            summary[stage] = json.loads(marker.read_text())["outputs"]
+    path = write_report(ctx.out_dir, summary, demo=ctx.demo)
+    return {"report": str(path.relative_to(ctx.out_dir))}
+
+
+STAGE_FUNCTIONS: dict[str, Callable[[RunContext], dict]] = {
+    "prepare": _prepare,
+    "features": _features,
+    "decode": _decode,
+    "reconstruct": _reconstruct,
+    "encode": _encode,
+    "maps": _maps,
+    "report": _report,
+}
+
+
+def run_pipeline(
+    config: RunConfig,
+    out_dir: str | os.PathLike,
+    layout=None,
+    ldm=None,
+    stages: Sequence[str] = STAGES,
+    force: Sequence[str] = (),
+    demo: bool = False,
+    progress: bool = False,
+) -> dict:
+    """Run (or resume) every stage of the analysis.
+
+    Parameters
+    ----------
+    config : RunConfig
+    out_dir : path-like
+        Gets one folder per stage and ``config.toml`` (the resolved config).
+    layout : NSDLayout, optional
+        Default: from ``config.data.nsd_root`` / ``$BRAINLDM_NSD_ROOT``.
+    ldm : LatentDiffusion, optional
+        Default: loaded from ``config.features.model`` when first needed.
+    stages : sequence of str
+        Stages to run, in pipeline order.
+    force : sequence of str
+        Stages to redo even if finished.
+    demo : bool
+        Marks a demo run (random weights) in the report.
+    progress : bool
+
+    Returns
+    -------
+    summary : dict of str to dict
+        What each stage recorded in its marker.
+    """
+    from brainldm._utils import atomic_path, check_choices, write_json_atomic
+    from brainldm.nsd import NSDLayout
+
+    check_choices("stages", stages, STAGES)
+    check_choices("force", force, STAGES)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if layout is None:
+        layout = NSDLayout.from_root(config.data.nsd_root, annotations_dir=config.data.annotations_dir)
+    ctx = RunContext(config=config, out_dir=out_dir, layout=layout, ldm=ldm, demo=demo,
+                     progress=progress)  # fmt: skip
+    with atomic_path(out_dir / "config.toml") as tmp:
+        tmp.write_text(run_config_to_toml(config))
+    summary, upstream = {}, ""
+    for stage in STAGES:
+        if stage not in stages:
+            continue
+        fn = STAGE_FUNCTIONS.get(stage)
+        if fn is None:
+            continue
+        key = _stage_hash(ctx, stage, upstream)
+        marker = out_dir / stage / ".done.json"
+        if marker.exists() and stage not in force:
+            done = json.loads(marker.read_text())
+            if done.get("hash") == key:
+                logger.info("stage %s: done already, skipped", stage)
+                summary[stage] = done["outputs"]
+                upstream = key
+                continue
+        started = out_dir / stage / ".started.json"
+        stale = started.exists() and json.loads(started.read_text()).get("hash") != key
+        if stage in force or stale:  # other settings: start this stage afresh
+            import shutil
+
+            shutil.rmtree(out_dir / stage, ignore_errors=True)
+        write_json_atomic(started, {"hash": key})  # same hash later: resume, keep outputs
+        logger.info("stage %s: running", stage)
+        outputs = fn(ctx)
+        write_json_atomic(marker, {"hash": key, "outputs": outputs})
+        summary[stage] = outputs
+        upstream = key
+    return summary
