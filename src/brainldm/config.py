@@ -126,7 +126,8 @@ class FeaturesConfig:
     batch_size: int = 8
     zc_strengths: tuple = (0.25, 0.5, 0.75)
     zc_fractions: tuple = (0.25, 0.5, 1.0)
-    unet_layers: tuple = ("down_blocks.1", "down_blocks.2", "mid_block", "up_blocks.1", "up_blocks.2")
+    # Empty: two down-path layers, the bottleneck and two up-path layers of the model.
+    unet_layers: tuple = ()
     device: str = "cpu"
 
 
@@ -201,7 +202,6 @@ PRESETS: dict[str, dict] = {
     "demo": {
         "data": {"subjects": (1, 2), "split": "modern"},
         "features": {"batch_size": 16, "zc_strengths": (0.5,), "zc_fractions": (0.5, 1.0),
-                     "unet_layers": ("down_blocks.1", "mid_block", "up_blocks.0"),
                      "z_posterior": "mean"},  # fmt: skip
         "decoding": {"grouped_folds": True, "fit_intercept": True,
                      "alphas": (1.0, 10.0, 100.0, 1e3, 1e4, 1e5)},  # fmt: skip

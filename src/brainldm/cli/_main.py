@@ -227,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="print the resolved config")
     run.set_defaults(func=_cmd_run)
 
+    from brainldm.rating import add_rate_subcommands
+
+    add_rate_subcommands(sub)
+
     sim = sub.add_parser("simulate", help="write a synthetic NSD in the real formats")
     sim.add_argument("root", help="folder to write the NSD tree into")
     sim.add_argument("--subjects", type=_int_list, default=[1])
@@ -290,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))
-    except (ValueError, TypeError, KeyError, FileNotFoundError, OSError) as err:
+    except (ValueError, TypeError, KeyError, FileNotFoundError, OSError, ImportError) as err:
         if args.debug:
             raise
         print(f"brainldm {args.command}: error: {err}", file=sys.stderr)

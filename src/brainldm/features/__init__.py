@@ -3,6 +3,7 @@
 from brainldm.features._extract import (
     DEFAULT_UNET_LAYERS,
     ZCFeatures,
+    default_unet_layers,
     encode_image_latents,
     encode_text_embeddings,
     encode_zc,
@@ -16,6 +17,7 @@ __all__ = [
     "encode_zc",
     "ZCFeatures",
     "DEFAULT_UNET_LAYERS",
+    "default_unet_layers",
     "latents_to_init_latents",
     "FeatureStore",
     "fill_store",

@@ -33,6 +33,18 @@ logger = logging.getLogger(__name__)
 DEFAULT_UNET_LAYERS = ("down_blocks.1", "down_blocks.2", "mid_block", "up_blocks.1", "up_blocks.2")
 
 
+def default_unet_layers(unet) -> tuple[str, ...]:
+    """Two layers of the down path, the bottleneck and two of the up path, for any U-Net.
+
+    For SD v1.x (4 down blocks) this is :data:`DEFAULT_UNET_LAYERS`; smaller U-Nets get
+    their own blocks.
+    """
+    n_down, n_up = len(unet.down_blocks), len(unet.up_blocks)
+    down = [f"down_blocks.{i}" for i in ((1, 2) if n_down >= 3 else range(n_down))]
+    up = [f"up_blocks.{i}" for i in ((1, 2) if n_up >= 3 else range(n_up))]
+    return (*down, "mid_block", *up)
+
+
 def _batches(n: int, batch_size: int):
     for start in range(0, n, batch_size):
         yield slice(start, min(start + batch_size, n))

@@ -200,21 +200,22 @@ def _reconstruct(ctx: RunContext) -> dict:
 
 
 def _write_originals(ctx: RunContext, folder: Path, ids: np.ndarray) -> None:
-    from PIL import Image
-
-    from brainldm._utils import atomic_path
+    """The stimuli beside their reconstructions (for the report and ``brainldm rate``)."""
     from brainldm.nsd import load_stimulus_images
+    from brainldm.rating import write_originals
 
-    images = load_stimulus_images(ctx.layout, ids)
-    for nsd_id, image in zip(ids, images, strict=True):
-        path = folder / "originals" / f"{int(nsd_id):06d}.png"
-        if not path.exists():
-            with atomic_path(path) as tmp:
-                Image.fromarray(image).save(tmp, format="PNG")
+    write_originals(folder, ids, load_stimulus_images(ctx.layout, ids))
 
 
 def _fmt(x: float) -> str:
     return f"{x:.2f}"
+
+
+def _unet_layers(ctx: RunContext) -> tuple[str, ...]:
+    from brainldm.features import default_unet_layers
+
+    layers = ctx.config.features.unet_layers
+    return tuple(layers) if layers else default_unet_layers(ctx.get_ldm().unet)
 
 
 def _zc_names(ctx: RunContext) -> dict:
@@ -224,7 +225,7 @@ def _zc_names(ctx: RunContext) -> dict:
     for s in f.zc_strengths:
         for fr in f.zc_fractions:
             names[(s, fr)] = f"zc_s{_fmt(s)}_f{_fmt(fr)}"
-            for layer in f.unet_layers:
+            for layer in _unet_layers(ctx):
                 names[(s, fr, layer)] = f"unet_{layer}_s{_fmt(s)}_f{_fmt(fr)}"
     return names
 
@@ -245,7 +246,7 @@ def _fill_zc(ctx: RunContext, ids: np.ndarray) -> None:
             batch = todo[start : start + f.batch_size]
             out = encode_zc(
                 ctx.get_ldm(), z_store.get(batch), c_store.get(batch), strength=s,
-                fractions=f.zc_fractions, unet_layers=f.unet_layers,
+                fractions=f.zc_fractions, unet_layers=_unet_layers(ctx),
                 num_inference_steps=ctx.config.reconstruction.num_inference_steps,
                 guidance_scale=ctx.config.reconstruction.guidance_scale,
                 timesteps=ctx.config.reconstruction.timesteps,
@@ -278,7 +279,7 @@ def _encode(ctx: RunContext) -> dict:
         zc = names[(mid, last)]
         pairs = [("z", names[(s, last)]) for s in f.zc_strengths]
         pairs += [("z", names[(mid, fr)]) for fr in f.zc_fractions if fr != last]
-        layer_sets = {_fmt(fr): [names[(mid, fr, layer)] for layer in f.unet_layers]
+        layer_sets = {_fmt(fr): [names[(mid, fr, layer)] for layer in _unet_layers(ctx)]
                       for fr in f.zc_fractions}  # fmt: skip
         Y_train = split.train_betas[d.encoding_roi]
         Y_test = split.test_betas[d.encoding_roi]
@@ -302,7 +303,7 @@ def _encode(ctx: RunContext) -> dict:
         np.savez(folder / "best_layers.npz", **analyses.best_layers)
         out[str(subject)] = {
             "models": summary,
-            "layers": list(f.unet_layers),
+            "layers": list(_unet_layers(ctx)),
             "zc": zc,
             "pairs": [list(p) for p in pairs],
             "n_voxels": int(len(vox)),

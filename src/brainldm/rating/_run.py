@@ -1,0 +1,225 @@
+"""The run folder as the rating app sees it: reconstructions, their index, the originals.
+
+A reconstruction run folder ``run_dir`` (written by
+:func:`brainldm.reconstruction.reconstruct`) holds ``index.csv`` with columns
+``nsd_id, condition, sample, seed, path`` (``path`` relative to ``run_dir``).
+For human rating it must also hold the original stimuli, one PNG per test image,
+as ``originals/{nsd_id:06d}.png`` (see :func:`write_originals`). The app serves
+these files and no others.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from brainldm.reconstruction import CONDITIONS, INDEX_COLUMNS
+
+#: Folder of the original stimuli inside a run folder.
+ORIGINALS_DIR = "originals"
+#: Sub-folder of a run folder that holds the ratings database and results.
+RATING_DIR = "rating"
+#: File name of the ratings database inside ``RATING_DIR``.
+DB_NAME = "ratings.sqlite"
+
+_ORIGINAL_NAME = re.compile(r"^(\d{6})\.png$")
+
+
+def original_path(run_dir: str | os.PathLike, nsd_id: int) -> Path:
+    """Return where the original stimulus of ``nsd_id`` (0-based) lies in a run folder."""
+    return Path(run_dir) / ORIGINALS_DIR / f"{int(nsd_id):06d}.png"
+
+
+def default_db_path(run_dir: str | os.PathLike) -> Path:
+    """Return the ratings database of a run folder: ``run_dir/rating/ratings.sqlite``."""
+    return Path(run_dir) / RATING_DIR / DB_NAME
+
+
+def write_originals(
+    run_dir: str | os.PathLike, nsd_ids: Sequence[int], images_uint8: np.ndarray
+) -> list[Path]:
+    """Write the original stimuli of a run as ``originals/{nsd_id:06d}.png``.
+
+    Each file is written through a temporary file and renamed, so a crash never
+    leaves a half-written PNG. Existing files are overwritten.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        The reconstruction run folder.
+    nsd_ids : sequence of int
+        0-based NSD ids, one per image.
+    images_uint8 : array of shape (n_images, height, width, 3), dtype uint8
+        The stimuli as RGB.
+
+    Returns
+    -------
+    paths : list of Path
+        The files written, in the order of ``nsd_ids``.
+    """
+    from PIL import Image
+
+    from brainldm._utils import atomic_path
+
+    ids = [int(i) for i in nsd_ids]
+    images = np.asarray(images_uint8)
+    if images.dtype != np.uint8:
+        raise TypeError(f"images_uint8 must have dtype uint8, got {images.dtype}.")
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(
+            f"images_uint8 must have shape (n_images, height, width, 3), got {images.shape}."
+        )
+    if len(ids) != len(images):
+        raise ValueError(
+            f"nsd_ids has {len(ids)} ids but images_uint8 has {len(images)} images; "
+            "give one id per image."
+        )
+    bad = [i for i in ids if not 0 <= i <= 999_999]
+    if bad:
+        raise ValueError(f"nsd_ids must be 0-based ids in [0, 999999], got {bad[:5]}.")
+    if len(set(ids)) != len(ids):
+        raise ValueError("nsd_ids contains duplicates; give each image once.")
+    paths = []
+    for nsd_id, image in zip(ids, images, strict=True):
+        path = original_path(run_dir, nsd_id)
+        with atomic_path(path) as tmp:
+            Image.fromarray(image).save(tmp, format="PNG")
+        paths.append(path)
+    return paths
+
+
+@dataclass(frozen=True)
+class RatingRun:
+    """The reconstructions of a run that can be rated, and their originals.
+
+    Attributes
+    ----------
+    run_dir : Path
+        The run folder, resolved.
+    index : DataFrame
+        The rows of ``index.csv`` whose image has an original, with an extra
+        column ``file`` (the resolved absolute path of the reconstruction).
+    original_ids : tuple of int
+        Sorted 0-based ids that have ``originals/{nsd_id:06d}.png``; the pool the
+        true image and its foil are drawn from.
+    n_without_original : int
+        Rows of ``index.csv`` left out because their image has no original.
+    """
+
+    run_dir: Path
+    index: pd.DataFrame = field(repr=False)
+    original_ids: tuple[int, ...]
+    n_without_original: int = 0
+
+    @property
+    def conditions(self) -> tuple[str, ...]:
+        """The conditions present, in the order of ``CONDITIONS``."""
+        present = set(self.index["condition"])
+        return tuple(c for c in CONDITIONS if c in present)
+
+    def reconstruction_file(self, nsd_id: int, condition: str, sample: int) -> Path:
+        """Return the resolved path of one reconstruction; KeyError if the run has none."""
+        rows = self.index[
+            (self.index["nsd_id"] == nsd_id)
+            & (self.index["condition"] == condition)
+            & (self.index["sample"] == sample)
+        ]
+        if rows.empty:
+            raise KeyError(f"no reconstruction for nsd_id={nsd_id}, {condition=}, {sample=}")
+        return Path(rows["file"].iloc[0])
+
+    def original_file(self, nsd_id: int) -> Path:
+        """Return the path of the original of ``nsd_id``; KeyError if the run has none."""
+        if int(nsd_id) not in self.original_ids:
+            raise KeyError(f"no original for nsd_id={nsd_id}")
+        return original_path(self.run_dir, nsd_id)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+def load_run(run_dir: str | os.PathLike) -> RatingRun:
+    """Read a run folder for rating, refusing any image path that leaves the folder.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        Holds ``index.csv`` (columns ``nsd_id, condition, sample, seed, path``)
+        and ``originals/{nsd_id:06d}.png``.
+
+    Returns
+    -------
+    run : RatingRun
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``index.csv``, a listed reconstruction or ``originals/`` is missing.
+    ValueError
+        If ``index.csv`` lacks a column, holds an unknown condition, or a ``path``
+        that resolves outside ``run_dir`` (absolute, ``..`` or a symbolic link out),
+        or if fewer than two images have an original.
+    """
+    root = Path(run_dir).resolve()
+    index_path = root / "index.csv"
+    if not index_path.is_file():
+        raise FileNotFoundError(
+            f"run_dir={str(run_dir)!r} has no index.csv; write it with "
+            "brainldm.reconstruction.reconstruct (brainldm reconstruct)."
+        )
+    index = pd.read_csv(index_path, dtype={"condition": str, "path": str})
+    missing = [c for c in INDEX_COLUMNS if c not in index.columns]
+    if missing:
+        raise ValueError(f"{index_path} lacks the column(s) {missing}; expected {INDEX_COLUMNS}.")
+    unknown = sorted(set(index["condition"]) - set(CONDITIONS))
+    if unknown:
+        raise ValueError(f"{index_path} has unknown condition(s) {unknown}; allowed: {CONDITIONS}.")
+    index = index.astype({"nsd_id": int, "sample": int, "seed": int})
+
+    files = []
+    for row in index.itertuples():
+        rel = Path(row.path)
+        file = (root / rel).resolve()
+        if rel.is_absolute() or not _inside(file, root):
+            raise ValueError(
+                f"{index_path}: path={row.path!r} (nsd_id={row.nsd_id}) leaves the run folder; "
+                "every path must be relative and stay inside it."
+            )
+        if not file.is_file():
+            raise FileNotFoundError(f"{index_path} lists {row.path!r}, which does not exist.")
+        files.append(str(file))
+    index = index.assign(file=files)
+
+    originals_dir = root / ORIGINALS_DIR
+    if not originals_dir.is_dir():
+        raise FileNotFoundError(
+            f"run_dir={str(run_dir)!r} has no {ORIGINALS_DIR}/ folder; write the original "
+            "stimuli with brainldm.rating.write_originals."
+        )
+    original_ids = []
+    for path in originals_dir.iterdir():
+        match = _ORIGINAL_NAME.match(path.name)
+        if match and path.is_file() and _inside(path.resolve(), root):
+            original_ids.append(int(match.group(1)))
+    original_ids = tuple(sorted(original_ids))
+    if len(original_ids) < 2:
+        raise ValueError(
+            f"{originals_dir} holds {len(original_ids)} original(s); a two-alternative "
+            "trial needs at least 2 (the true image and a foil)."
+        )
+    has_original = index["nsd_id"].isin(original_ids)
+    kept = index[has_original].reset_index(drop=True)
+    if kept.empty:
+        raise ValueError(f"no reconstruction in {index_path} has an original in {originals_dir}.")
+    return RatingRun(root, kept, original_ids, int((~has_original).sum()))

@@ -1,0 +1,143 @@
+"""The whole pipeline: the README's demo, resume after a kill, the report, the paper preset."""
+
+import filecmp
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("diffusers")
+
+REPO = Path(__file__).resolve().parents[1]
+BRAINLDM = str(Path(sys.executable).parent / "brainldm")
+
+
+def _readme_demo_argv():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rc", REPO / ".ci" / "readme_commands.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    demo = module.readme_commands(REPO / "README.md")[0].split("&&")[-1].strip()
+    argv = shlex.split(demo)
+    assert Path(argv[0]).name == "brainldm"
+    return [BRAINLDM, *argv[1:]]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """The README's main command, as written, in a fresh folder."""
+    cwd = tmp_path_factory.mktemp("readme_demo")
+    out = subprocess.run(_readme_demo_argv(), cwd=cwd, capture_output=True, text=True,
+                         timeout=1500, env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    return cwd / "brainldm_demo", out.stdout
+
+
+def test_demo_report_has_every_section(demo_run):
+    run, stdout = demo_run
+    assert "report:" in stdout
+    html = (run / "report" / "report.html").read_text()
+    for section in ("Demo run", "random weights", "Decoding", "Reconstructions", "subj01",
+                    "subj02", "Identification", "Published results", "Encoding models",
+                    "Configuration", "Versions", "z + c (samples)", "oracle z + c",
+                    "accuracy_z", "best layer", "unique"):  # fmt: skip
+        assert section in html, section
+    assert html.count("data:image/png;base64,") > 40
+    for stage in ("prepare", "features", "decode", "reconstruct", "encode", "maps", "report"):
+        assert (run / stage / ".done.json").exists(), stage
+    assert not list(run.rglob(".tmp-*"))
+
+
+def test_rerun_skips_finished_stages(demo_run):
+    run, _ = demo_run
+    stamp = (run / "reconstruct" / ".done.json").stat().st_mtime_ns
+    t0 = time.time()
+    out = subprocess.run([BRAINLDM, "demo", "--out", str(run)], capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (run / "reconstruct" / ".done.json").stat().st_mtime_ns == stamp
+    assert time.time() - t0 < 120
+
+
+def test_killed_run_resumes_to_the_same_outputs(demo_run, tmp_path):
+    reference, _ = demo_run
+    run = tmp_path / "demo"
+    proc = subprocess.Popen([BRAINLDM, "demo", "--out", str(run)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    deadline = time.time() + 900
+    pngs = run / "reconstruct" / "subj01" / "zc"
+    while time.time() < deadline and len(list(pngs.glob("*.png"))) < 3:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # mid-stage: reconstruction has started
+    proc.wait()
+    assert not (run / "reconstruct" / ".done.json").exists()
+    out = subprocess.run([BRAINLDM, "demo", "--out", str(run)], capture_output=True, text=True,
+                         timeout=1500)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert not list(run.rglob(".tmp-*"))
+    for path in sorted((reference / "reconstruct").rglob("*.png")):
+        assert filecmp.cmp(path, run / path.relative_to(reference), shallow=False), path
+    for path in sorted((reference / "decode").glob("*.npz")):
+        a, b = np.load(path), np.load(run / path.relative_to(reference))
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key])
+    for path in sorted((reference / "encode").rglob("*.npz")):
+        a, b = np.load(path), np.load(run / path.relative_to(reference))
+        for key in a.files:
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-6)
+
+
+def test_report_renders_in_chromium(demo_run, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it")
+    run, _ = demo_run
+    shot = tmp_path / "report.png"
+    out = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         f"--screenshot={shot}", "--window-size=1200,2400",
+         (run / "report" / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert shot.exists(), out.stderr[-2000:]
+    from PIL import Image
+
+    image = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert image.shape[:2] == (2400, 1200)
+    # the gallery's originals (saturated synthetic colours) are on the page
+    saturated = (image.max(axis=2) - image.min(axis=2)) > 100
+    assert saturated.sum() > 5000
+
+
+def test_paper_preset_runs_on_synthetic_nsd(tmp_path, tiny_ldm):
+    from brainldm.cli import main
+    from brainldm.ldm import save_ldm
+    from brainldm.testing import write_fake_nsd
+
+    fake = write_fake_nsd(tmp_path / "nsd", subjects=(1,), n_sessions=3, formats=("hdf5",),
+                          n_fsaverage_vertices=None, random_state=1)  # fmt: skip
+    model = save_ldm(tiny_ldm, tmp_path / "model")
+    code = main([
+        "run", "--preset", "takagi2023", "--out", str(tmp_path / "run"), "--subjects", "1",
+        "--set", f"data.nsd_root='{fake.root}'", "--set", f"features.model='{model}'",
+        "--set", "reconstruction.num_inference_steps=5", "--set", "reconstruction.n_samples=1",
+        "--set", "features.zc_strengths=[0.5]", "--set", "features.zc_fractions=[1.0]",
+        "--set", "encoding.n_components=64",
+    ])  # fmt: skip
+    assert code == 0
+    run = tmp_path / "run"
+    config = (run / "config.toml").read_text()
+    assert 'preset = "takagi2023"' in config and 'split = "takagi2023"' in config
+    assert "alphas = [1e-06" in config and "fit_intercept = false" in config
+    assert (run / "report" / "report.html").exists()
+    assert sorted(p.name for p in (run / "reconstruct" / "subj01" / "zc").glob("*.png"))
