@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "diffusers", "transformers", "torchvision", "matplotlib", "nilearn")
+HEAVY = ("torch", "diffusers", "transformers", "torchvision", "matplotlib", "nilearn", "ray", "flask")
 
 
 @pytest.mark.parametrize(
@@ -17,6 +17,11 @@ HEAVY = ("torch", "diffusers", "transformers", "torchvision", "matplotlib", "nil
         "brainldm.ldm",
         "brainldm.features",
         "brainldm.reconstruction",
+        "brainldm.encoding",
+        "brainldm.maps",
+        "brainldm.pipeline",
+        "brainldm.distributed",
+        "brainldm.rating",
     ],
 )
 def test_no_heavy_import(module):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Keep every suffix (".nii.gz"): writers pick the format from it.
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    # Keep every suffix (".nii.gz"): writers pick the format from it. The random part
+    # keeps workers on different hosts sharing a folder from colliding.
+    tmp = path.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-{path.name}")
     try:
         yield tmp
         os.replace(tmp, path)

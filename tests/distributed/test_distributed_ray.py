@@ -1,0 +1,181 @@
+"""The Ray executor on a local 2-CPU cluster: same bytes as one process, and workers that die."""
+
+import importlib.util
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from brainldm.distributed import map_shards, run_feature_extraction, run_reconstruction
+
+if importlib.util.find_spec("ray") is None:  # not imported here: see the ray_cluster fixture
+    pytest.skip("needs ray (the 'ray' extra)", allow_module_level=True)
+
+IDS = [17, 4, 250, 9, 33, 120]
+
+
+def _config():
+    from brainldm.config import ReconstructionConfig
+
+    return ReconstructionConfig(num_inference_steps=4, n_samples=2, image_size=64)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _helpers_by_value(ray_cluster):
+    """Ray workers cannot import this test module: ship its helpers by value."""
+    ray_cluster.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def _files(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}  # fmt: skip
+
+
+def _claim(marker: str, out_dir: str | None = None) -> bool:
+    """Create ``marker`` unless it exists (once across processes), noting the outputs so far."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    done = {}
+    if out_dir is not None:
+        done = {str(p): p.stat().st_mtime_ns for p in Path(out_dir).rglob("*")
+                if p.is_file() and p.suffix in (".png", ".npy")}  # fmt: skip
+    os.write(fd, json.dumps(done).encode())
+    os.close(fd)
+    return True
+
+
+@dataclass
+class DieOnItem:
+    """``x * x``, but the first worker to get ``item`` exits at once, once."""
+
+    item: int
+    marker: str
+
+    def __call__(self, x):
+        if x == self.item and _claim(self.marker):
+            os._exit(1)
+        return x * x
+
+
+@dataclass
+class DieAtUnetCall:
+    """Load the model; its process exits at its ``n``-th U-Net call, once across workers."""
+
+    path: str
+    n: int
+    marker: str
+    out_dir: str
+
+    def __call__(self):
+        from brainldm.ldm import load_ldm
+
+        ldm = load_ldm(self.path)
+        calls = [0]
+
+        def hook(module, args):
+            calls[0] += 1
+            if calls[0] == self.n and _claim(self.marker, self.out_dir):
+                os._exit(1)
+
+        ldm.unet.register_forward_pre_hook(hook)
+        return ldm
+
+
+@dataclass
+class DieAtSecondBatch:
+    """An image loader whose process exits when asked for its second batch, once."""
+
+    nsd_ids: list
+    images: np.ndarray
+    marker: str
+    out_dir: str
+
+    def __call__(self, ids):
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls == 2 and _claim(self.marker, self.out_dir):
+            os._exit(1)
+        return self.images[[self.nsd_ids.index(int(i)) for i in ids]]
+
+
+def _raise_on_two(x):
+    if x == 2:
+        raise ValueError(f"no {x}")
+    return x
+
+
+def _broken_setup():
+    raise FileNotFoundError("no model here")
+
+
+def _always_die(x):
+    os._exit(1)
+
+
+def _assert_not_recomputed(marker: Path):
+    """Outputs that existed when the worker was killed were kept, not written again."""
+    before = json.loads(marker.read_text())
+    assert before, "the worker died before any output was written"
+    assert {p: Path(p).stat().st_mtime_ns for p in before} == before
+
+
+def test_map_shards_retries_the_item_of_a_dead_worker(ray_cluster, tmp_path, caplog):
+    marker = tmp_path / "died"
+    with caplog.at_level(logging.WARNING, logger="brainldm.distributed"):
+        out = map_shards(DieOnItem(3, str(marker)), range(8), executor="ray", n_workers=2)
+    assert out == [x * x for x in range(8)]
+    assert marker.exists()
+    assert "worker died on 3; retrying (1/3)" in caplog.text
+
+
+def test_map_shards_errors(ray_cluster):
+    with pytest.raises(ValueError, match="no 2"):  # fn's own exception, not retried
+        map_shards(_raise_on_two, [1, 2, 3], executor="ray", n_workers=2)
+    with pytest.raises(RuntimeError, match="(?s)failed to start.*no model here"):
+        map_shards(abs, [1, 2], setup=_broken_setup, executor="ray")
+    with pytest.raises(RuntimeError, match=r"5: its worker died 2 times \(max_retries=1\)"):
+        map_shards(_always_die, [5], executor="ray", max_retries=1)
+
+
+def test_reconstruction_on_ray_survives_a_killed_worker(
+    ray_cluster, tiny_model_dir, tmp_path, one_thread
+):
+    from brainldm.ldm import load_ldm
+    from brainldm.reconstruction import reconstruct
+
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((len(IDS), 4, 8, 8)).astype(np.float32) * 0.8
+    c = rng.standard_normal((len(IDS), 77, 32)).astype(np.float32)
+    ref = reconstruct(load_ldm(tiny_model_dir), z, c, IDS, tmp_path / "ref", config=_config())
+    marker, out = tmp_path / "died", tmp_path / "ray"
+    # A shard of 2 images makes its 4 zc images (3 U-Net calls each) as one batch,
+    # then its z images, then c (4 calls each): the 14th call is in c.
+    model = DieAtUnetCall(str(tiny_model_dir), 14, str(marker), str(out))
+    index = run_reconstruction(model, z, c, IDS, out, config=_config(), executor="ray",
+                               n_workers=2, shard_size=2)  # fmt: skip
+    assert marker.exists()
+    _assert_not_recomputed(marker)
+    assert index.equals(ref)
+    assert _files(out) == _files(tmp_path / "ref")  # PNGs, index.csv, settings.json
+
+
+def test_features_on_ray_survive_a_killed_worker(ray_cluster, tiny_model_dir, tmp_path, one_thread):
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (len(IDS), 48, 48, 3), dtype=np.uint8)
+    captions = [[f"image {i}", f"thing {i}"] for i in range(len(IDS))]
+    kwargs = dict(captions=captions, z_size=32, batch_size=2, shard_size=4)
+    run_feature_extraction(tiny_model_dir, tmp_path / "ref", IDS, images=images, **kwargs)
+    marker, out = tmp_path / "died", tmp_path / "ray"
+    loader = DieAtSecondBatch(IDS, images, str(marker), str(out))
+    stores = run_feature_extraction(tiny_model_dir, out, IDS, images=loader, executor="ray",
+                                    n_workers=2, **kwargs)  # fmt: skip
+    assert marker.exists()
+    _assert_not_recomputed(marker)
+    assert sorted(stores) == ["c", "z"] and len(stores["z"]) == len(IDS)
+    assert _files(out) == _files(tmp_path / "ref")
