@@ -48,7 +48,7 @@ def test_demo_report_has_every_section(demo_run):
     for section in ("Demo run", "random weights", "Decoding", "Reconstructions", "subj01",
                     "subj02", "Identification", "Published results", "Encoding models",
                     "Configuration", "Versions", "z + c (samples)", "oracle z + c",
-                    "accuracy_z", "best layer", "unique"):  # fmt: skip
+                    "accuracy z", "best layer", "unique"):  # fmt: skip
         assert section in html, section
     assert html.count("data:image/png;base64,") > 40
     for stage in ("prepare", "features", "decode", "reconstruct", "encode", "maps", "report"):

@@ -72,7 +72,7 @@ def run_demo(
     from brainldm.nsd import NSDLayout
     from brainldm.pipeline._run import run_pipeline
 
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()  # absolute: the stage hashes include these paths
     model_dir = out_dir / "model"
     if not (model_dir / "unet" / "config.json").exists():
         save_ldm(make_tiny_ldm(seed=0), model_dir)
