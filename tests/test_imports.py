@@ -18,6 +18,7 @@ HEAVY = ("torch", "diffusers", "transformers", "torchvision", "matplotlib", "nil
         "brainldm.features",
         "brainldm.reconstruction",
         "brainldm.encoding",
+        "brainldm.evaluation",
         "brainldm.maps",
         "brainldm.pipeline",
         "brainldm.distributed",

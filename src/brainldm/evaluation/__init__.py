@@ -1,0 +1,104 @@
+"""Evaluation of reconstructions: two-way identification, the NSD metric suite, statistics.
+
+Three protocols (:data:`PROTOCOLS`):
+
+* ``"takagi"``: the paper's code (AlexNet layers 2/5/7 and Inception V3 at
+  299 px, CLIP ViT-L/14 embedding and hidden layers 6 and 12; identification
+  anchored on the original, correlations averaged over samples);
+* ``"mindeye"``: MindEye2's ``final_evaluations`` (PixCorr, SSIM, AlexNet(2)/(5),
+  InceptionV3, CLIP, EffNet-B, SwAV);
+* ``"braindiffuser"``: the same suite with Brain-Diffuser's preprocessing.
+
+Importing this package loads no torch; :func:`two_way_identification`,
+:func:`correlation_distance`, :func:`pixcorr`, :func:`ssim` and the statistics
+are numpy/scipy only. Network weights are read from local files only.
+"""
+
+from brainldm.evaluation._identification import (
+    IDENTIFICATION_PROTOCOLS,
+    IdentificationResult,
+    correlation_distance,
+    two_way_identification,
+)
+from brainldm.evaluation._images import (
+    CONDITIONS,
+    INDEX_COLUMNS,
+    load_image_folder,
+    load_reconstructions,
+    prepare_pixel_images,
+)
+from brainldm.evaluation._networks import (
+    CLIP_VIT_L14_CONFIG,
+    build_network,
+    extract_features,
+    file_sha256,
+    load_network,
+    preprocess_images,
+)
+from brainldm.evaluation._pixel import GRAY_WEIGHTS, pixcorr, rgb_to_gray, ssim
+from brainldm.evaluation._protocols import (
+    NETWORKS,
+    PROTOCOLS,
+    WEIGHT_FILES,
+    WEIGHT_URLS,
+    MetricSpec,
+    Preprocessing,
+    get_metrics,
+)
+from brainldm.evaluation._stats import (
+    adjust_pvalues,
+    bootstrap_ci,
+    compare_conditions,
+    save_table,
+    summarize,
+)
+from brainldm.evaluation._suite import (
+    EvaluationResult,
+    concat_results,
+    evaluate_images,
+    evaluate_reconstructions,
+)
+
+__all__ = [
+    # Identification and distances (numpy).
+    "two_way_identification",
+    "IdentificationResult",
+    "IDENTIFICATION_PROTOCOLS",
+    "correlation_distance",
+    # Pixel metrics (numpy/scipy).
+    "pixcorr",
+    "ssim",
+    "rgb_to_gray",
+    "GRAY_WEIGHTS",
+    "prepare_pixel_images",
+    # Suites and networks.
+    "PROTOCOLS",
+    "MetricSpec",
+    "Preprocessing",
+    "get_metrics",
+    "NETWORKS",
+    "WEIGHT_FILES",
+    "WEIGHT_URLS",
+    "CLIP_VIT_L14_CONFIG",
+    "build_network",
+    "load_network",
+    "file_sha256",
+    "preprocess_images",
+    "extract_features",
+    # Running a suite.
+    "evaluate_images",
+    "evaluate_reconstructions",
+    "EvaluationResult",
+    "concat_results",
+    # Reading images.
+    "load_reconstructions",
+    "load_image_folder",
+    "CONDITIONS",
+    "INDEX_COLUMNS",
+    # Statistics.
+    "summarize",
+    "bootstrap_ci",
+    "compare_conditions",
+    "adjust_pvalues",
+    "save_table",
+]
