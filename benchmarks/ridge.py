@@ -97,7 +97,9 @@ def child(method, data_dir, out_dir):
     X = np.load(Path(data_dir) / "X.npy")
     Y = np.load(Path(data_dir) / "Y.npy")
     X_test = np.load(Path(data_dir) / "X_test.npy")
-    if method.startswith("ours"):
+    if method == "floor":
+        import scipy.linalg
+    elif method.startswith("ours"):
         from brainldm.ridge import Ridge, RidgeCV
     elif method.startswith("himalaya"):
         from himalaya.backend import set_backend
@@ -109,11 +111,10 @@ def child(method, data_dir, out_dir):
     base = _status_mb("VmRSS")
     _reset_peak()
     result = {}
+    cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
     pred = best = None
     if method == "floor":
-        import scipy.linalg
-
         t = time.perf_counter()
         G = X.T @ X
         result["t_gram"] = time.perf_counter() - t
@@ -131,24 +132,29 @@ def child(method, data_dir, out_dir):
                             backend=method.split("-")[1]).fit(X, Y)
             best = model.best_alphas_
         fit_time = time.perf_counter() - t0
+        fit_cpu = _cpu_seconds() - cpu0
         pred = model.predict(X_test)
     elif method.startswith("himalaya"):
         # Global backend, but this process exists only for this fit.
         set_backend(method.split("-")[1])
         model = HRidgeCV(alphas=np.array(ALPHAS, dtype=np.float32), cv=N_FOLDS).fit(X, Y)
         fit_time = time.perf_counter() - t0
+        fit_cpu = _cpu_seconds() - cpu0
         pred = np.asarray(model.predict(X_test))
         best = np.asarray(model.best_alphas_)
     elif method == "sklearn":
         model = SKRidgeCV(alphas=ALPHAS, fit_intercept=False, alpha_per_target=True).fit(X, Y)
         fit_time = time.perf_counter() - t0
+        fit_cpu = _cpu_seconds() - cpu0
         pred = model.predict(X_test)
         best = model.alpha_
     else:
         raise ValueError(method)
-    result["time"] = (
-        sum(result[k] for k in ("t_gram", "t_eigh", "t_xty")) if method == "floor" else fit_time
-    )
+    if method == "floor":
+        result["time"] = sum(result[k] for k in ("t_gram", "t_eigh", "t_xty"))
+        result["cpu"] = _cpu_seconds() - cpu0
+    else:
+        result["time"], result["cpu"] = fit_time, fit_cpu
     result["rss_mb"] = _status_mb("VmHWM")
     result["rss_data_mb"] = base
     if pred is not None and method != "ours-Ridge-fixed":  # one fixed alpha: not comparable
@@ -180,15 +186,19 @@ def _wait_for_idle(threshold=0.3, max_wait=3600):
     print("    (still busy after waiting; measuring anyway)", flush=True)
 
 
-def _run_child(method, data):
+def _run_child(method, data, threads=None):
     """Run one method in a fresh process; add the CPU time other processes took meanwhile."""
     tick = os.sysconf("SC_CLK_TCK")
     busy0 = _busy_jiffies()
     own0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
+    env = dict(os.environ)
+    if threads:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(threads)
     proc = subprocess.run(
         [sys.executable, __file__, "--child", method, str(data), str(data)],
-        capture_output=True, text=True,
+        capture_output=True, text=True, env=env,
     )
     wall = time.perf_counter() - t0
     own1 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -202,7 +212,12 @@ def _run_child(method, data):
     return res
 
 
-def run_shape(name, shape, methods, workdir, wait_idle=0, retries=0):
+def _cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_shape(name, shape, methods, workdir, wait_idle=0, retries=0, threads=None):
     n, p, q = shape
     print(f"\n=== {name}-like: n_samples={n}, n_features={p}, n_targets={q}, "
           f"{len(ALPHAS)} alphas, {N_FOLDS}-fold CV, float32 ===", flush=True)
@@ -217,10 +232,11 @@ def run_shape(name, shape, methods, workdir, wait_idle=0, retries=0):
         for attempt in range(1 + retries):
             if wait_idle:
                 _wait_for_idle(max_wait=wait_idle)
-            res = _run_child(method, data)
+            res = _run_child(method, data, threads)
             if res is None:
                 break
-            print(f"  {method:<18} {res['time']:8.2f} s   peak RSS {res['rss_mb']:7.0f} MB  "
+            print(f"  {method:<18} {res['time']:8.2f} s wall, {res['cpu']:8.2f} s CPU   "
+                  f"peak RSS {res['rss_mb']:7.0f} MB  "
                   f"(+{res['rss_mb'] - res['rss_data_mb']:.0f} over data)   "
                   f"other processes used {res['foreign_cpu']:.0%} of a core", flush=True)
             results[method] = res
@@ -237,30 +253,39 @@ def _report(results, data):
     ref = "himalaya-numpy" if "himalaya-numpy" in results else None
     if floor:
         print(f"  floor = X^T X {floor['t_gram']:.2f} s + eigh {floor['t_eigh']:.2f} s "
-              f"+ X^T Y {floor['t_xty']:.2f} s")
+              f"+ X^T Y {floor['t_xty']:.2f} s (wall)")
     ref_pred = np.load(data / f"{ref}_pred.npy") if ref else None
     ref_best = np.load(data / f"{ref}_best.npy") if ref else None
-    print(f"  {'method':<18} {'time':>8} {'vs floor':>9} {'speed-up vs':>12} "
-          f"{'peak RSS':>9} {'other CPU':>9} {'same alpha':>11} {'max|dpred|':>11} {'rel RMS':>9}")
-    print(f"  {'':<18} {'':>8} {'':>9} {'himalaya-np':>12} {'':>9} {'':>9} {'vs him.-np':>11}")
+    print("  ratios: '/floor' = time / floor time; 'him/x' = himalaya-numpy time / time "
+          "(speed-up); agreement columns compare held-out predictions with himalaya-numpy")
+    print(f"  {'method':<17}{'wall':>8}{'CPU':>8}{'/floor':>8}{'/floor':>8}{'him/x':>7}"
+          f"{'him/x':>7}{'peak RSS':>10}{'other':>7}{'same':>9}{'max':>10}{'rel':>9}")
+    print(f"  {'':<17}{'s':>8}{'s':>8}{'wall':>8}{'CPU':>8}{'wall':>7}{'CPU':>7}{'MB':>10}"
+          f"{'CPU':>7}{'alpha':>9}{'|dpred|':>10}{'RMS':>9}")
+
+    def ratio(a, b):
+        return f"{a / b:7.2f}x" if b else ""
+
     for method, res in results.items():
-        line = f"  {method:<18} {res['time']:7.2f}s"
-        line += f" {res['time'] / floor['time']:8.2f}x" if floor else f" {'':>9}"
+        line = f"  {method:<17}{res['time']:8.2f}{res['cpu']:8.2f}"
+        line += (ratio(res["time"], floor["time"]) + ratio(res["cpu"], floor["cpu"])) if floor \
+            else " " * 16
         if ref:
-            line += f" {results[ref]['time'] / res['time']:11.2f}x"
+            line += f"{results[ref]['time'] / res['time']:6.2f}x"
+            line += f"{results[ref]['cpu'] / res['cpu']:6.2f}x"
         else:
-            line += f" {'':>12}"
-        line += f" {res['rss_mb']:7.0f}MB {res['foreign_cpu']:8.0%}"
+            line += " " * 14
+        line += f"{res['rss_mb']:10.0f}{res['foreign_cpu']:7.0%}"
         pred_file = data / f"{method}_pred.npy"
         if ref and pred_file.exists():
             pred = np.load(pred_file)
-            best = np.load(data / f"{method}_best.npy") if (
-                data / f"{method}_best.npy").exists() else None
-            same = (f"{np.mean(np.isclose(best, ref_best, rtol=1e-4)) * 100:9.2f}%"
-                    if best is not None else f"{'-':>10}")
+            best_file = data / f"{method}_best.npy"
+            best = np.load(best_file) if best_file.exists() else None
+            same = (f"{np.mean(np.isclose(best, ref_best, rtol=1e-4)):9.2%}"
+                    if best is not None else f"{'-':>9}")
             diff = np.abs(pred - ref_pred)
             rel = np.sqrt((diff**2).mean() / (ref_pred**2).mean())
-            line += f" {same:>11} {diff.max():11.2e} {rel:9.1e}"
+            line += f"{same}{diff.max():10.1e}{rel:9.1e}"
         print(line, flush=True)
 
 
@@ -271,6 +296,9 @@ def main(argv=None):
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
                         help="before each method, wait up to this long for an idle machine")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="BLAS/OpenMP threads per method (default: library default); "
+                             "with 1, CPU time is a load-independent measure")
     parser.add_argument("--retries", type=int, default=0,
                         help="re-measure a method up to this many times when other "
                              "processes used >10%% of a core during it")
@@ -288,10 +316,12 @@ def main(argv=None):
     import platform
 
     print(f"python {platform.python_version()}, numpy {np.__version__}, "
-          f"{os.cpu_count()} CPUs, load avg at start {os.getloadavg()[0]:.2f}")
+          f"{os.cpu_count()} CPUs, threads per method: {args.threads or 'default'}, "
+          f"load avg at start {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="ridge_bench_") as workdir:
         for name in args.shapes.split(","):
-            run_shape(name, shapes[name], methods, workdir, args.wait_idle, args.retries)
+            run_shape(name, shapes[name], methods, workdir, args.wait_idle, args.retries,
+                      args.threads)
 
 
 if __name__ == "__main__":

@@ -29,10 +29,11 @@ logger = logging.getLogger(__name__)
 SOLVERS = ("auto", "primal", "dual")
 CV_STRATEGIES = ("auto", "woodbury", "eigh_per_fold")
 
-#: Default alpha grid of :class:`RidgeCV` and :class:`BandedRidgeCV`:
-#: 0.1 to 1e5, one value per decade (alphas scale with n_samples on
-#: standardised X, so wide grids are the norm in fMRI).
-DEFAULT_ALPHAS = (0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
+#: Default alpha grid of :class:`RidgeCV` and :class:`BandedRidgeCV`: 1 to
+#: 1e6, one value per decade. On standardised X the useful alphas scale with
+#: n_samples, so wide grids are the norm in fMRI; check ``best_alphas_`` for
+#: targets at the edges (logged at INFO).
+DEFAULT_ALPHAS = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6)
 
 #: The seed code's ridge settings (``codes/utils/ridge.py``; see
 #: ``seed_code.md`` §4), as keyword arguments of :class:`RidgeCV`. The seed runs
@@ -547,6 +548,15 @@ def _search(
     return W, best, cv, y_mean, y_scale
 
 
+def _log_edges(chosen: np.ndarray, grid: np.ndarray) -> None:
+    if len(grid) > 1:
+        low, high = np.mean(chosen == grid.min()), np.mean(chosen == grid.max())
+        logger.info(
+            "%.1f%% of targets chose the smallest alpha and %.1f%% the largest; extend the "
+            "grid if either is large.", 100 * low, 100 * high,
+        )
+
+
 class _BaseRidgeCV(_BaseRidge):
     def _check_params(self) -> None:
         super()._check_params()
@@ -787,6 +797,7 @@ class RidgeCV(_BaseRidgeCV):
         self._set_coef(W, y_mean, y_scale, ravel)
         self.best_alphas_ = alphas[best][0] if ravel else alphas[best]
         self.cv_scores_ = cv
+        _log_edges(alphas[best], alphas)
         return self
 
 
