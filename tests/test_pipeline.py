@@ -45,15 +45,39 @@ def test_demo_report_has_every_section(demo_run):
     run, stdout = demo_run
     assert "report:" in stdout
     html = (run / "report" / "report.html").read_text()
-    for section in ("Demo run", "random weights", "Decoding", "Reconstructions", "subj01",
-                    "subj02", "Identification", "Published results", "Encoding models",
+    for section in ("Demo run", "random weights", "sd-v1-4.ckpt", "Decoding", "Reconstructions",
+                    "subj01", "subj02", "Identification", "95% bootstrap CIs",
+                    "Wilcoxon signed-rank", "Published, not measured here", "MindEye2",
+                    "Brain-Diffuser", "Takagi", "Measured in this run", "Encoding models",
                     "Configuration", "Versions", "z + c (samples)", "oracle z + c",
-                    "accuracy z", "best layer", "unique"):  # fmt: skip
+                    "accuracy z flat", "accuracy z inflated", "best layer", "unique"):  # fmt: skip
         assert section in html, section
     assert html.count("data:image/png;base64,") > 40
-    for stage in ("prepare", "features", "decode", "reconstruct", "encode", "maps", "report"):
+    for stage in ("prepare", "features", "decode", "reconstruct", "evaluate", "encode", "maps",
+                  "report"):  # fmt: skip
         assert (run / stage / ".done.json").exists(), stage
     assert not list(run.rglob(".tmp-*"))
+
+
+def test_demo_identification_above_chance_and_oracle_better(demo_run):
+    """Decoded z + c are identified above chance; the true z and c do better still."""
+    import pandas as pd
+    from scipy.stats import binomtest
+
+    run, _ = demo_run
+    scores = pd.read_csv(run / "evaluate" / "offline" / "scores.csv")
+    assert set(scores.metric) == {"pixcorr", "ssim", "pixels", "lite0_early", "lite0"}
+    pixels = scores[scores.metric == "pixels"]
+    zc = pixels[pixels.condition == "zc"]
+    assert len(zc) >= 30 and set(zc.subject) == {1, 2}
+    # per image: the fraction of other test images its reconstructions beat (chance 0.5)
+    wins, decided = int((zc.score > 0.5).sum()), int((zc.score != 0.5).sum())
+    assert binomtest(wins, decided, alternative="greater").pvalue < 0.01
+    means = scores.groupby(["metric", "condition"]).score.mean()
+    for metric in ("pixels", "pixcorr"):
+        assert means[metric, "oracle zc"] > means[metric, "zc"], metric
+    summary = pd.read_csv(run / "evaluate" / "offline" / "summary.csv")
+    assert set(summary.subject.astype(str)) == {"1", "2", "pooled"}
 
 
 def test_rerun_skips_finished_stages(demo_run):

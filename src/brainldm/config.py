@@ -145,11 +145,26 @@ class DecodingConfig:
 
 @dataclass(frozen=True)
 class EvaluationConfig:
-    """Identification and metrics. ``weights_dir`` holds local network weights."""
+    """Identification and metrics. ``weights_dir`` holds local network weights.
 
-    protocol: str = "takagi"
+    ``protocols``: ``"takagi"`` (the paper's two-way identification, Figure 5) and
+    ``"mindeye"`` (the modern NSD suite, compared with published numbers in the
+    report); see :data:`brainldm.evaluation.PROTOCOLS`. Without ``weights_dir``
+    only what needs no downloaded weights is scored: PixCorr, SSIM, and
+    identification with EfficientNet-Lite0 when its weights package is installed.
+    """
+
+    protocols: tuple = ("takagi", "mindeye")
     weights_dir: str | None = None
     n_bootstrap: int = 1000
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        from brainldm._utils import check_choices
+
+        check_choices("protocols", self.protocols, ("takagi", "mindeye", "braindiffuser"))
+        if not self.protocols:
+            raise ValueError("protocols is empty; allowed: takagi, mindeye, braindiffuser.")
 
 
 @dataclass(frozen=True)
@@ -164,6 +179,59 @@ class EncodingConfig:
 
 
 @dataclass(frozen=True)
+class MapsConfig:
+    """Cortical maps of the encoding results (Figures 6-9).
+
+    ``surfaces``: views of nilearn's fsaverage5 drawn when NSD's transforms are
+    on disk (else a volume mosaic).
+    """
+
+    surfaces: tuple = ("flat", "inflated")
+
+    def __post_init__(self) -> None:
+        from brainldm._utils import check_choices
+
+        check_choices("surfaces", self.surfaces, ("flat", "inflated"))
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """The HTML report: how many test images the galleries show."""
+
+    n_gallery_images: int = 6
+
+    def __post_init__(self) -> None:
+        from brainldm._utils import check_positive_int
+
+        check_positive_int("n_gallery_images", self.n_gallery_images)
+
+
+@dataclass(frozen=True)
+class ScaleConfig:
+    """Where the heavy stages run (``docs/scaling.md``).
+
+    ``executor="local"`` runs in this process and never imports Ray; ``"ray"``
+    runs features, reconstruction and encoding fits in shards on the Ray cluster
+    at ``address`` (None: start a local one), with the same outputs. None of
+    these settings changes a result, so none is part of a stage's cache key.
+    """
+
+    executor: str = "local"
+    address: str | None = None
+    n_workers: int | None = None
+    shard_size: int = 8  # images per shard of features and reconstruction
+    voxel_batch_size: int | None = None  # voxels per encoding work item; None: all
+    num_cpus_per_worker: float = 1
+    num_gpus_per_worker: float | None = None  # None: 1 with a CUDA device, else 0
+    max_retries: int = 3
+
+    def __post_init__(self) -> None:
+        from brainldm._utils import check_option
+
+        check_option("executor", self.executor, ("local", "ray"))
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Every setting of a run, by stage."""
 
@@ -174,6 +242,9 @@ class RunConfig:
     reconstruction: ReconstructionConfig = ReconstructionConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     encoding: EncodingConfig = EncodingConfig()
+    maps: MapsConfig = MapsConfig()
+    report: ReportConfig = ReportConfig()
+    scale: ScaleConfig = ScaleConfig()
 
 
 _SECTIONS = {
@@ -183,6 +254,9 @@ _SECTIONS = {
     "reconstruction": ReconstructionConfig,
     "evaluation": EvaluationConfig,
     "encoding": EncodingConfig,
+    "maps": MapsConfig,
+    "report": ReportConfig,
+    "scale": ScaleConfig,
 }
 
 #: Named presets: section -> overrides of the defaults above (which are the paper's).
@@ -205,7 +279,7 @@ PRESETS: dict[str, dict] = {
                      "z_posterior": "mean"},  # fmt: skip
         "decoding": {"grouped_folds": True, "fit_intercept": True,
                      "alphas": (1.0, 10.0, 100.0, 1e3, 1e4, 1e5)},  # fmt: skip
-        "reconstruction": {"num_inference_steps": 8, "n_samples": 2, "image_size": 256},
+        "reconstruction": {"num_inference_steps": 8, "n_samples": 2, "image_size": 128},
         "evaluation": {"n_bootstrap": 200},
         "encoding": {"n_components": 256},
     },

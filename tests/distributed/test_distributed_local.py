@@ -70,6 +70,8 @@ def test_map_shards_local():
     assert map_shards(lambda x, s: x + s, [1, 2, 3], setup=setup) == [11, 12, 13]
     assert calls == ["setup"]  # one setup per worker
     assert map_shards(abs, []) == []
+    assert map_shards(divmod, [7, 9], shared=4) == [(1, 3), (2, 1)]  # fn(item, shared)
+    assert map_shards(lambda x, s, sh: x + s + sh, [1], setup=setup, shared=100) == [111]
     with pytest.raises(ValueError, match="executor='local' runs one worker, got n_workers=2"):
         map_shards(abs, [1], n_workers=2)
     with pytest.raises(ValueError, match="executor='dask' is not valid; allowed: 'local', 'ray'"):
@@ -157,6 +159,25 @@ def test_local_path_never_imports_ray(tiny_model_dir, tmp_path):
         "assert d.map_shards(abs, [-1]) == [1]\n"
         f"d.run_feature_extraction({str(tiny_model_dir)!r}, {str(tmp_path)!r}, [3], "
         "features=('c',), captions=[['a cat']])\n"
+        "print('ray' in sys.modules)\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_local_encoding_never_imports_ray():
+    code = (
+        "import sys, numpy as np, brainldm.encoding as e\n"
+        "assert 'ray' not in sys.modules\n"
+        "rng = np.random.default_rng(0)\n"
+        "X, Y = rng.standard_normal((50, 4)), rng.standard_normal((50, 6))\n"
+        "tr, te = {'a': X[:40], 'b': X[:40, :2]}, {'a': X[40:], 'b': X[40:, :2]}\n"
+        "an = e.run_encoding_analyses(tr, te, Y[:40], Y[40:], singles=['a'], pairs=[('a', 'b')],"
+        " n_components=None, cv=3,"
+        " voxel_batch_size=4, executor='local')\n"
+        "assert an.results['a+b'].r.shape == (6,)\n"
         "print('ray' in sys.modules)\n"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

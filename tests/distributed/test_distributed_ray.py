@@ -143,6 +143,68 @@ def test_map_shards_errors(ray_cluster):
         map_shards(_always_die, [5], executor="ray", max_retries=1)
 
 
+def _plus_shared(x, shared):
+    return x + shared["offset"] + len(shared["big"])
+
+
+def test_map_shards_shared_on_ray(ray_cluster):
+    from brainldm.distributed import executor_session
+
+    shared = {"offset": 10, "big": np.zeros(1000)}
+    with executor_session("ray"):  # Ray is running already: used, not stopped
+        out = map_shards(_plus_shared, range(4), executor="ray", n_workers=2, shared=shared)
+    assert out == [1010, 1011, 1012, 1013]
+    assert ray_cluster.is_initialized()
+
+
+def _encoding_problem(seed=0, n_img=100, n_test=40, n_vox=60):
+    """Feature sets A, B (and a layer set of both); a third of the voxels on each, a third null."""
+    rng = np.random.default_rng(seed)
+    feats = {"A": rng.standard_normal((n_img + n_test, 10)),
+             "B": rng.standard_normal((n_img + n_test, 3, 4))}  # fmt: skip
+    ids_tr, ids_te = np.repeat(np.arange(n_img), 2), np.arange(n_img, n_img + n_test)
+    third = n_vox // 3
+    Wa = rng.standard_normal((10, third)) * 0.2
+    Wb = rng.standard_normal((12, third)) * 0.2
+
+    def responses(ids, noise):
+        Y = rng.standard_normal((len(ids), n_vox)) * noise
+        Y[:, :third] += feats["A"][ids] @ Wa
+        Y[:, third : 2 * third] += feats["B"][ids].reshape(len(ids), -1) @ Wb
+        return Y
+
+    return dict(
+        train={k: v[ids_tr] for k, v in feats.items()},
+        test={k: v[ids_te] for k, v in feats.items()},
+        Y_train=responses(ids_tr, 1.0), Y_test=responses(ids_te, 0.6), groups=ids_tr,
+        singles=["A"], pairs=[("A", "B")], layer_sets={"step": ["A", "B"]},
+        n_components=8, alphas=(1.0, 10.0, 100.0, 1e3), cv=4,
+    )  # fmt: skip
+
+
+def test_encoding_on_ray_equals_local(ray_cluster):
+    from brainldm.encoding import run_encoding_analyses
+
+    problem = _encoding_problem()
+    local = run_encoding_analyses(**problem)  # one process, all voxels at once
+    ray = run_encoding_analyses(**problem, executor="ray", voxel_batch_size=25, n_workers=2)
+    assert list(ray.results) == list(local.results) == ["A", "A+B", "B"]
+    for name, ref in local.results.items():
+        got = ray.results[name]
+        assert (got.spaces, got.n_components) == (ref.spaces, ref.n_components)
+        np.testing.assert_allclose(got.r, ref.r, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got.p, ref.p, rtol=1e-3, atol=1e-7)
+        np.testing.assert_allclose(got.r2, ref.r2, rtol=1e-5, atol=1e-6)
+        if ref.r2_split is not None:
+            np.testing.assert_allclose(got.r2_split, ref.r2_split, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(got.best_alphas, ref.best_alphas)
+        np.testing.assert_array_equal(got.significant, ref.significant)
+    for key, ref in local.unique.items():
+        np.testing.assert_allclose(ray.unique[key], ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(ray.best_layers["step"], local.best_layers["step"])
+    assert 0 < local.results["A"].significant.sum() < 60  # not a trivial problem
+
+
 def test_reconstruction_on_ray_survives_a_killed_worker(
     ray_cluster, tiny_model_dir, tmp_path, one_thread
 ):

@@ -129,10 +129,16 @@ def test_pca_never_sees_test_data():
     np.testing.assert_allclose(a_tr, b_tr)  # the projection depends on training rows only
     from sklearn.decomposition import PCA
 
-    ref = PCA(5, random_state=0).fit(Xtr)
-    np.testing.assert_allclose(np.abs(b_te), np.abs(ref.transform(Xte_wild)), rtol=1e-3, atol=1e-2)
-    full_tr, _ = reduce_features(Xtr, Xte, n_components=None)
+    # each feature standardised with the training rows' mean and sd, then their PCA
+    mean, sd = Xtr.mean(axis=0), Xtr.std(axis=0)
+    ref = PCA(5, random_state=0).fit((Xtr - mean) / sd)
+    np.testing.assert_allclose(np.abs(b_te), np.abs(ref.transform((Xte_wild - mean) / sd)),
+                               rtol=1e-3, atol=1e-2)  # fmt: skip
+    # the scores keep their variances (no whitening): the PCA's explained variances
+    np.testing.assert_allclose(a_tr.var(axis=0, ddof=1), ref.explained_variance_, rtol=1e-4)
+    full_tr, full_te = reduce_features(Xtr, Xte, n_components=None)
     assert full_tr.shape == (100, 30)
+    np.testing.assert_allclose(full_te, (Xte - mean) / sd, rtol=1e-5, atol=1e-5)
 
 
 def test_result_roundtrip(tmp_path):
@@ -152,3 +158,20 @@ def test_errors():
         fit_encoding_model({"A": d["A"][:10]}, d["Ytr"], {"A": d["A"][d["ids_te"]]}, d["Yte"])
     with pytest.raises(ValueError, match=r"feature sets \['C'\] are not in train/test"):
         run_encoding_analyses({"A": d["A"]}, {"A": d["A"]}, d["Ytr"], d["Yte"], singles=["C"])
+
+
+def test_pca_with_as_many_components_as_images_keeps_the_signal():
+    """PCA scores keep their variances: with k = n_images a whitened space would predict nothing."""
+    rng = np.random.default_rng(1)
+    n_img, p, n_vox = 60, 800, 40
+    latent = rng.standard_normal((n_img + 20, 8))  # features: a few strong directions + noise
+    X = latent @ rng.standard_normal((8, p)) + 0.3 * rng.standard_normal((n_img + 20, p))
+    Y = latent @ rng.standard_normal((8, n_vox)) + 0.5 * rng.standard_normal((n_img + 20, n_vox))
+    ids = np.repeat(np.arange(n_img), 2)  # two trials per training image
+    Ytr = Y[ids] + 0.5 * rng.standard_normal((len(ids), n_vox))
+    args = ({"X": X[ids]}, Ytr, {"X": X[n_img:]}, Y[n_img:])
+    full = fit_encoding_model(*args, groups=ids, n_components=None)
+    reduced = fit_encoding_model(*args, groups=ids, n_components=256)
+    assert reduced.n_components == {"X": n_img}
+    assert np.median(full.r) > 0.7
+    assert np.median(reduced.r) > 0.95 * np.median(full.r)

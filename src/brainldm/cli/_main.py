@@ -294,10 +294,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))
-    except (ValueError, TypeError, KeyError, FileNotFoundError, OSError, ImportError) as err:
+    except Exception as err:  # one line for the user; --debug for the traceback
         if args.debug:
             raise
-        print(f"brainldm {args.command}: error: {err}", file=sys.stderr)
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"brainldm {args.command}: error: {message}", file=sys.stderr)
         return 1
 
 

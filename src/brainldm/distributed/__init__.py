@@ -2,11 +2,19 @@
 
 ``executor="local"`` (the default) runs everything in this process and never
 imports Ray; ``executor="ray"`` runs the shards on Ray actors, one model load
-per actor, retrying the shards of workers that die. Install Ray with the
-``ray`` extra (``pip install brainldm[ray]``). See ``docs/scaling.md``.
+per actor, retrying the shards of workers that die. Encoding fits
+(:func:`brainldm.encoding.run_encoding_analyses`) use the same mechanism, with
+(model, voxel batch) work items. Install Ray with the ``ray`` extra
+(``pip install brainldm[ray]``). See ``docs/scaling.md``.
 """
 
-from brainldm.distributed._executors import EXECUTORS, Shard, make_shards, map_shards
+from brainldm.distributed._executors import (
+    EXECUTORS,
+    Shard,
+    executor_session,
+    make_shards,
+    map_shards,
+)
 from brainldm.distributed._runs import (
     MissingOutputsError,
     finalize_features,
@@ -21,6 +29,7 @@ __all__ = [
     "Shard",
     "make_shards",
     "map_shards",
+    "executor_session",
     # the stages
     "run_feature_extraction",
     "run_reconstruction",

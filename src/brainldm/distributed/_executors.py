@@ -10,13 +10,19 @@ only on the ``"ray"`` path.
 
 Results do not depend on the executor or the number of workers as long as
 ``fn(item)`` does not: the items, not the workers, define the work.
+
+A large read-only value that every item needs (features, betas) goes in
+``shared`` rather than in the items: Ray stores it once and each worker reads
+it from the object store (without a copy for numpy arrays on its node).
+:func:`executor_session` keeps one Ray connection across several calls.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,8 +109,57 @@ class _Worker:
         self.with_state = setup is not None
         self.state = setup() if self.with_state else None
 
-    def run(self, item: Any) -> Any:
-        return self.fn(item, self.state) if self.with_state else self.fn(item)
+    def run(self, item: Any, *shared: Any) -> Any:
+        """``fn(item[, state][, shared])``; ``shared`` is the map's shared value, if any."""
+        return self.fn(item, self.state, *shared) if self.with_state else self.fn(item, *shared)
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ImportError(
+            "executor='ray' needs Ray: pip install 'brainldm[ray]' (or 'ray>=2.9')."
+        ) from None
+    return ray
+
+
+@contextmanager
+def executor_session(executor: str = "local", address: str | None = None) -> Iterator[None]:
+    """Keep one Ray connection open across several :func:`map_shards` calls.
+
+    Without it, each ``map_shards(..., executor="ray")`` call starts a local
+    Ray instance when none is running (and stops it at the end); inside it,
+    they share one. Nothing happens for ``executor="local"`` (Ray is not imported).
+
+    Parameters
+    ----------
+    executor : {"local", "ray"}
+    address : str, optional
+        See :func:`map_shards`; used when Ray is not yet initialised. A cluster
+        started here is shut down at the end.
+
+    Examples
+    --------
+    >>> with executor_session("local"):
+    ...     map_shards(abs, [-1, 2])
+    [1, 2]
+    """
+    from brainldm._utils import check_option
+
+    check_option("executor", executor, EXECUTORS)
+    if executor == "local":
+        yield
+        return
+    ray = _import_ray()
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def _describe(item: Any, limit: int = 120) -> str:
@@ -124,13 +179,15 @@ def map_shards(
     max_retries: int = 3,
     retry_exceptions: bool = False,
     progress: bool = False,
+    shared: Any = None,
 ) -> list:
     """``[fn(item) for item in items]``, in this process or on Ray workers.
 
     Parameters
     ----------
     fn : callable
-        ``fn(item)``, or ``fn(item, state)`` when ``setup`` is given. For Ray it
+        ``fn(item)``, or ``fn(item, state)`` when ``setup`` is given, with
+        ``shared`` as a last argument when it is given. For Ray it
         must be picklable (a module-level function or a picklable object). Items
         must be safe to run twice: a retried item may have done part of its work.
     items : iterable
@@ -160,6 +217,12 @@ def map_shards(
     retry_exceptions : bool
         Also retry items whose ``fn`` raised (default: raise at once).
     progress : bool
+    shared : object, optional
+        A read-only value that every item needs (e.g. large arrays), given to
+        ``fn`` as its last argument. With Ray it is put in the object store once
+        and each worker gets it from there (numpy arrays without a copy on the
+        worker's node, read-only), instead of a copy pickled into every item.
+        None: ``fn`` gets no such argument.
 
     Returns
     -------
@@ -170,6 +233,8 @@ def map_shards(
     --------
     >>> map_shards(abs, [-1, 2, -3])
     [1, 2, 3]
+    >>> map_shards(divmod, [7, 9], shared=4)
+    [(1, 3), (2, 1)]
     """
     from brainldm._utils import check_option
 
@@ -183,18 +248,20 @@ def map_shards(
                 f"executor='local' runs one worker, got n_workers={n_workers!r}; "
                 "use executor='ray' for more."
             )
-        return _map_local(fn, items, setup, progress)
+        return _map_local(fn, items, setup, progress, shared)
     return _map_ray(fn, items, setup, address, n_workers, num_cpus_per_worker,
-                    num_gpus_per_worker, max_retries, retry_exceptions, progress)  # fmt: skip
+                    num_gpus_per_worker, max_retries, retry_exceptions, progress,
+                    shared)  # fmt: skip
 
 
-def _map_local(fn, items, setup, progress):
+def _map_local(fn, items, setup, progress, shared):
     from tqdm.auto import tqdm
 
     if not items:
         return []
     worker = _Worker(fn, setup)
-    return [worker.run(item) for item in tqdm(items, disable=not progress, desc="shards")]
+    extra = () if shared is None else (shared,)
+    return [worker.run(item, *extra) for item in tqdm(items, disable=not progress, desc="shards")]
 
 
 def _default_n_workers(ray, num_cpus_per_worker, num_gpus_per_worker) -> int:
@@ -212,13 +279,8 @@ def _default_n_workers(ray, num_cpus_per_worker, num_gpus_per_worker) -> int:
 
 
 def _map_ray(fn, items, setup, address, n_workers, num_cpus_per_worker, num_gpus_per_worker,
-             max_retries, retry_exceptions, progress):  # fmt: skip
-    try:
-        import ray
-    except ImportError:
-        raise ImportError(
-            "executor='ray' needs Ray: pip install 'brainldm[ray]' (or 'ray>=2.9')."
-        ) from None
+             max_retries, retry_exceptions, progress, shared):  # fmt: skip
+    ray = _import_ray()
     from tqdm.auto import tqdm
 
     if not items:
@@ -240,6 +302,11 @@ def _map_ray(fn, items, setup, address, n_workers, num_cpus_per_worker, num_gpus
             max_task_retries=0,
         )
         actors = [worker_class.remote(fn, setup) for _ in range(n_workers)]
+        # One copy of `shared` in the object store. Its reference goes with every
+        # item (not to the actors' constructors, which would break their restarts:
+        # ray-project/ray#53727); Ray copies the object to a node once, and a
+        # worker maps its numpy arrays from there without a copy.
+        extra = () if shared is None else (ray.put(shared),)
         logger.info("%d items on %d Ray workers", len(items), n_workers)
         results: list = [None] * len(items)
         failures = [0] * len(items)
@@ -251,7 +318,7 @@ def _map_ray(fn, items, setup, address, n_workers, num_cpus_per_worker, num_gpus
                 while todo and idle:
                     i = todo.popleft()
                     actor = idle.popleft()
-                    running[actor.run.remote(items[i])] = (i, actor)
+                    running[actor.run.remote(items[i], *extra)] = (i, actor)
                 [ref], _ = ray.wait(list(running), num_returns=1)
                 i, actor = running.pop(ref)
                 idle.append(actor)

@@ -3,10 +3,16 @@
 from brainldm.encoding._models import (
     PAPER_N_COMPONENTS,
     EncodingAnalyses,
+    EncodingBlock,
     EncodingResult,
+    ReducedSpace,
+    assemble_encoding_result,
     fit_encoding_model,
+    fit_voxel_block,
     reduce_features,
+    reduce_space,
     run_encoding_analyses,
+    voxel_batches,
 )
 from brainldm.encoding._stats import (
     best_layer,
@@ -20,6 +26,13 @@ __all__ = [
     "fit_encoding_model",
     "run_encoding_analyses",
     "reduce_features",
+    # the pieces of a fit: reduce once, fit voxel blocks, assemble (p, FDR over all voxels)
+    "reduce_space",
+    "fit_voxel_block",
+    "assemble_encoding_result",
+    "voxel_batches",
+    "ReducedSpace",
+    "EncodingBlock",
     "EncodingResult",
     "EncodingAnalyses",
     "PAPER_N_COMPONENTS",

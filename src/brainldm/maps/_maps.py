@@ -183,8 +183,8 @@ def plot_surface(
     else:
         cmap_obj = matplotlib.colormaps[cmap]
         finite = np.concatenate([v[np.isfinite(v)] for v in data.values()])
-        if finite.size and vmax is None:
-            vmax = float(np.abs(finite).max()) or 1.0
+        if vmax is None:  # 1 for a map with nothing to colour (e.g. no significant voxel)
+            vmax = (float(np.abs(finite).max()) if finite.size else 0.0) or 1.0
         if vmin is None:
             vmin = -vmax if cmap in ("RdBu_r", "coolwarm", "bwr", "seismic") else 0.0
     fig, axes = plt.subplots(

@@ -1,6 +1,16 @@
-"""The whole analysis in one call: resumable stages, the demo."""
+"""The whole analysis in one call: resumable stages, the demo, the report."""
 
 from brainldm.pipeline._demo import DEMO_DATA, run_demo, write_demo_nsd
+from brainldm.pipeline._report import refresh_report, write_report
 from brainldm.pipeline._run import STAGES, RunContext, run_pipeline
 
-__all__ = ["run_pipeline", "run_demo", "write_demo_nsd", "STAGES", "RunContext", "DEMO_DATA"]
+__all__ = [
+    "run_pipeline",
+    "run_demo",
+    "write_demo_nsd",
+    "write_report",
+    "refresh_report",
+    "STAGES",
+    "RunContext",
+    "DEMO_DATA",
+]

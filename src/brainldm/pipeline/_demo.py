@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
+
+import numpy as np
 
 logger = logging.getLogger(__name__)
 
 #: The synthetic data of the demo (small enough for 2 CPU cores in a few minutes).
 DEMO_DATA = dict(
     n_sessions=3,
-    n_trials_per_session=30,
-    n_shared=12,
+    n_trials_per_session=45,
+    n_shared=20,
     volume_shape=(14, 16, 12),
     image_size=96,
     n_native_vertices=600,
@@ -23,21 +26,61 @@ DEMO_DATA = dict(
 )
 
 
-def write_demo_nsd(root: str | os.PathLike, ldm, subjects=(1, 2), random_state: int = 0):
+#: How the demo's tiny LDM is fitted to the synthetic stimuli before the voxels are
+#: planted (:func:`brainldm.testing.fit_tiny_ldm`): about a minute on 2 CPU cores.
+DEMO_FIT = dict(image_size=64, vae_steps=150, unet_steps=250, batch_size=8, seed=0)
+
+
+#: Voxels respond to this many principal components of z (early) and of c (ventral):
+#: a response to all 6,400 dimensions of z could not be learnt from the demo's few
+#: dozen training images.
+DEMO_PLANTED_COMPONENTS = 16
+
+
+def _principal_components(F: np.ndarray, k: int) -> np.ndarray:
+    """Scores of the rows of F (n, p) on its first k principal components, (n, k)."""
+    F = F - F.mean(axis=0)
+    U, S, _ = np.linalg.svd(F, full_matrices=False)
+    return U[:, :k] * S[:k]
+
+
+def write_demo_nsd(
+    root: str | os.PathLike, ldm, subjects=(1, 2), random_state: int = 0, fit: bool = True
+):
     """Write the demo's synthetic NSD: early voxels respond to z, ventral ones to c of ``ldm``.
+
+    Parameters
+    ----------
+    root : path-like
+    ldm : LatentDiffusion
+        The tiny LDM. With ``fit``, it is first fitted in place to the stimuli
+        (:data:`DEMO_FIT`): a random one makes noise of any z and c.
+    subjects : sequence of int
+    random_state : int
+    fit : bool
 
     Returns
     -------
     fake : brainldm.testing.FakeNSD
     """
     from brainldm.features import encode_image_latents, encode_text_embeddings
-    from brainldm.testing import write_fake_nsd
+    from brainldm.testing import fit_tiny_ldm, write_fake_nsd
+
+    to_fit = [fit]
 
     def z_features(images, captions):
-        return encode_image_latents(ldm, images, batch_size=16).reshape(len(images), -1)
+        # write_fake_nsd asks for z first, with every stimulus: fit the LDM to them then
+        if to_fit.pop() if to_fit else False:
+            logger.info("fitting the tiny LDM to %d synthetic stimuli", len(images))
+            losses = fit_tiny_ldm(ldm, images, captions, **DEMO_FIT)
+            logger.info("final losses: VAE %.3f, U-Net %.3f", losses["vae"][-1],
+                        losses["unet"][-1])  # fmt: skip
+        z = encode_image_latents(ldm, images, batch_size=16).reshape(len(images), -1)
+        return _principal_components(z, DEMO_PLANTED_COMPONENTS)
 
     def c_features(images, captions):
-        return encode_text_embeddings(ldm, captions).reshape(len(captions), -1)
+        c = encode_text_embeddings(ldm, captions).reshape(len(captions), -1)
+        return _principal_components(c, DEMO_PLANTED_COMPONENTS)
 
     return write_fake_nsd(
         root, subjects=subjects, early_features=z_features, ventral_features=c_features,
@@ -73,13 +116,15 @@ def run_demo(
     from brainldm.pipeline._run import run_pipeline
 
     out_dir = Path(out_dir).resolve()  # absolute: the stage hashes include these paths
-    model_dir = out_dir / "model"
-    if not (model_dir / "unet" / "config.json").exists():
-        save_ldm(make_tiny_ldm(seed=0), model_dir)
+    model_dir, nsd_root = out_dir / "model", out_dir / "nsd"
+    if not model_dir.exists():  # written last, by a rename: the data are complete
+        shutil.rmtree(nsd_root, ignore_errors=True)
+        ldm = make_tiny_ldm(seed=0)
+        write_demo_nsd(nsd_root, ldm, subjects)  # fits the LDM to the stimuli first
+        tmp = out_dir / ".tmp-model"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.replace(save_ldm(ldm, tmp), model_dir)
     ldm = load_ldm(model_dir)
-    nsd_root = out_dir / "nsd"
-    if not (nsd_root / "nsddata" / "experiments" / "nsd" / "nsd_stim_info_merged.csv").exists():
-        write_demo_nsd(nsd_root, ldm, subjects)
     config = make_run_config(
         "demo",
         {"data": {"nsd_root": str(nsd_root), "subjects": tuple(subjects)},

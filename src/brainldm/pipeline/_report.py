@@ -26,6 +26,13 @@ PUBLISHED = {
     },  # fmt: skip
 }
 
+_PROTOCOL_TITLES = {
+    "takagi": "Two-way identification as in the paper (Figure 5)",
+    "mindeye": "The modern NSD metric suite (MindEye2's evaluation)",
+    "braindiffuser": "The NSD metric suite with Brain-Diffuser's preprocessing",
+    "offline": "Metrics that need no downloaded weights (PixCorr, SSIM, EfficientNet-Lite0)",
+}
+
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
 h1{font-size:1.6em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
@@ -96,6 +103,58 @@ def _gallery(run_dir: Path, subject: int, n_images: int = 6) -> str:
     return f'<table class="gallery"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
+def _human_section(run_dir: Path, subjects: list[int]) -> str:
+    """Human two-alternative identification (``brainldm rate``), where raters have judged."""
+    from brainldm.rating._run import RATING_DIR
+
+    parts = []
+    for subject in subjects:
+        path = run_dir / "reconstruct" / f"subj{subject:02d}" / RATING_DIR / "rating_results.json"
+        if not path.exists():
+            continue
+        res = json.loads(path.read_text())
+        pooled = [[r["condition"], r["n_raters"], r["n_images"], r["n_judgements"],
+                   f"{r['accuracy']:.3f}", f"{r['sem']:.3f}"] for r in res["pooled"]]  # fmt: skip
+        tests = [[r["condition_a"], r["condition_b"], r["n_images"], f"{r['p_value']:.3g}",
+                  f"{r['p_holm']:.3g}", "yes" if r["significant"] else "no"]
+                 for r in res["tests"] if r["p_value"] is not None]  # fmt: skip
+        parts.append(f"<h3>subj{subject:02d}</h3>")
+        parts.append(_table(["condition", "raters", "images", "judgements", "accuracy", "sem"],
+                            pooled))  # fmt: skip
+        if tests:
+            parts.append(_table(["a", "b", "images", "p (signed-rank)", "p (Holm)",
+                                 f"significant at {res['alpha']}"], tests))  # fmt: skip
+    if not parts:
+        return ""
+    return ("<h2>Human identification</h2><p>Raters chose which of two test images each "
+            "reconstruction shows (chance 0.5); <code>brainldm rate</code>.</p>" + "".join(parts))
+
+
+def refresh_report(run_dir: str | Path) -> Path | None:
+    """Rewrite the report of a finished run (e.g. after ``brainldm rate results``).
+
+    Parameters
+    ----------
+    run_dir : path-like
+        A run folder whose report stage has run.
+
+    Returns
+    -------
+    path : Path or None
+        The report, or None when ``run_dir`` holds no finished report.
+    """
+    from brainldm.config import load_run_config
+
+    run_dir = Path(run_dir)
+    summary_path = run_dir / "report" / "summary.json"
+    if not summary_path.exists() or not (run_dir / "config.toml").exists():
+        return None
+    summary = json.loads(summary_path.read_text())
+    config = load_run_config(run_dir / "config.toml")
+    return write_report(run_dir, summary, demo=config.preset == "demo",
+                        n_gallery_images=config.report.n_gallery_images)  # fmt: skip
+
+
 def _versions() -> list[list[str]]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -108,7 +167,9 @@ def _versions() -> list[list[str]]:
     return rows
 
 
-def write_report(run_dir: str | Path, summary: dict, demo: bool = False) -> Path:
+def write_report(
+    run_dir: str | Path, summary: dict, demo: bool = False, n_gallery_images: int = 6
+) -> Path:
     """Write ``run_dir/report/report.html`` from a run's outputs.
 
     Parameters
@@ -119,12 +180,14 @@ def write_report(run_dir: str | Path, summary: dict, demo: bool = False) -> Path
         What :func:`brainldm.pipeline.run_pipeline` returns for the earlier stages.
     demo : bool
         Adds the notice that the weights are random.
+    n_gallery_images : int
+        Test images per subject in the galleries.
 
     Returns
     -------
     path : Path
     """
-    from brainldm._utils import atomic_path
+    from brainldm._utils import atomic_path, write_json_atomic
 
     run_dir = Path(run_dir)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>brainldm report"
@@ -132,8 +195,10 @@ def write_report(run_dir: str | Path, summary: dict, demo: bool = False) -> Path
     if demo:
         parts.append(
             "<p class='note'><b>Demo run.</b> The NSD here is synthetic and the latent "
-            "diffusion model is tiny with <b>random weights</b>: the images show that every "
-            "stage runs, not what the method achieves. To run on real data, write a config "
+            "diffusion model is tiny (about 2 M parameters, not Stable Diffusion), with "
+            "<b>random weights</b> fitted for about a minute to the synthetic images: the "
+            "images show that every stage runs and carries the planted signal, not what the "
+            "method achieves. To run on real data, write a config "
             "with <code>[data] nsd_root = \"/path/to/nsd\"</code> and <code>[features] model = "
             "\"/path/to/sd-v1-4.ckpt\"</code> (or a diffusers folder), then "
             "<code>brainldm run config.toml</code>.</p>"
@@ -147,20 +212,33 @@ def write_report(run_dir: str | Path, summary: dict, demo: bool = False) -> Path
         parts.append(_table(["subject", "z (early)", "c (ventral)"], rows))
     parts.append("<h2>Reconstructions</h2>")
     for s in decode:
-        parts.append(f"<h3>subj{int(s):02d}</h3>" + _gallery(run_dir, int(s)))
+        parts.append(f"<h3>subj{int(s):02d}</h3>" + _gallery(run_dir, int(s), n_gallery_images))
     evaluation = summary.get("evaluate", {})
     parts.append("<h2>Identification</h2>")
-    chart = run_dir / "evaluate" / "identification.png"
-    if chart.exists():
-        parts.append(_figure(chart, "Two-way identification accuracy (95% bootstrap CI)"))
-    if evaluation.get("table"):
-        parts.append(_table(evaluation["table"]["header"], evaluation["table"]["rows"]))
     if not evaluation:
         parts.append("<p>The evaluation stage has not run.</p>")
-    parts.append("<h2>Published results (not measured here)</h2><p>NSD test set, mean of "
-                 "subjects 1, 2, 5 and 7; MindEye2 (ICML 2024) Table 1.</p>")  # fmt: skip
+    for protocol, ev in evaluation.items():
+        parts.append(f"<h3>{html.escape(_PROTOCOL_TITLES.get(protocol, protocol))}</h3>")
+        chart = run_dir / ev["chart"]
+        if chart.exists():
+            parts.append(_figure(chart, "Mean score per condition, pooled over subjects, "
+                                        "with 95% bootstrap CIs; dashed: chance (0.5)"))  # fmt: skip
+        parts.append("<p>Per subject and pooled; identification accuracy has chance 0.5; "
+                     "'oracle zc' reconstructs from the true z and c.</p>")  # fmt: skip
+        parts.append(_table(ev["table"]["header"], ev["table"]["rows"]))
+        parts.append("<p>Two-sided Wilcoxon signed-rank tests between conditions over "
+                     "images (Holm-corrected):</p>")  # fmt: skip
+        parts.append(_table(ev["tests"]["header"], ev["tests"]["rows"]))
+    parts.append("<h2>Metric table and published results</h2>")
+    for protocol, ev in evaluation.items():
+        if protocol != "takagi":
+            parts.append(f"<p>Measured in this run ({html.escape(protocol)} protocol, pooled "
+                         "means):</p>" + _table(ev["means"]["header"], ev["means"]["rows"]))
+    parts.append("<p>Published, not measured here: NSD test set, mean of subjects 1, 2, 5 "
+                 "and 7; MindEye2 (ICML 2024) Table 1.</p>")  # fmt: skip
     parts.append(_table(["method", *PUBLISHED["columns"]],
                         [[k, *v] for k, v in PUBLISHED["rows"].items()]))  # fmt: skip
+    parts.append(_human_section(run_dir, [int(s) for s in decode]))
     encode = summary.get("encode", {})
     parts.append("<h2>Encoding models</h2>")
     for s, info in encode.items():
@@ -179,5 +257,6 @@ def write_report(run_dir: str | Path, summary: dict, demo: bool = False) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(parts))
-    (run_dir / "report" / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    write_json_atomic(run_dir / "report" / "summary.json",
+                      {k: v for k, v in summary.items() if k != "report"})  # fmt: skip
     return path

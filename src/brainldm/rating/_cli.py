@@ -53,6 +53,14 @@ def _cmd_results(args: argparse.Namespace) -> int:
     results, paths = summarize_ratings(args.run, args.db, args.out, alpha=args.alpha)
     print(results.summary())
     print(f"-> {paths['json'].parent}")
+    if args.out is None:  # a pipeline run's reconstructions: RUN/reconstruct/subjNN
+        from pathlib import Path
+
+        from brainldm.pipeline import refresh_report
+
+        report = refresh_report(Path(args.run).resolve().parent.parent)
+        if report is not None:
+            print(f"report updated: {report}")
     return 0
 
 

@@ -19,5 +19,6 @@ __all__ = [
 ]
 
 from brainldm.testing._compvis import to_compvis_state_dict  # noqa: E402
+from brainldm.testing._fit import fit_tiny_ldm  # noqa: E402
 
-__all__ += ["to_compvis_state_dict"]
+__all__ += ["to_compvis_state_dict", "fit_tiny_ldm"]
