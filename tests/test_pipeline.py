@@ -57,6 +57,15 @@ def test_demo_report_has_every_section(demo_run):
                   "report"):  # fmt: skip
         assert (run / stage / ".done.json").exists(), stage
     assert not list(run.rglob(".tmp-*"))
+    # the encoding models find the planted voxels: early ones respond to z, ventral ones to c
+    import json
+
+    encode = json.loads((run / "encode" / ".done.json").read_text())["outputs"]
+    for subject in ("1", "2"):
+        models = encode[subject]["models"]
+        assert models["z"]["n_significant"] >= 20 and models["c"]["n_significant"] >= 20
+    with np.load(run / "encode" / "subj01" / "voxels.npz") as vox:
+        assert vox["voxel_indices"].shape == (encode["1"]["n_voxels"], 3)
 
 
 def test_demo_identification_above_chance_and_oracle_better(demo_run):
@@ -165,3 +174,28 @@ def test_paper_preset_runs_on_synthetic_nsd(tmp_path, tiny_ldm):
     assert "alphas = [1e-06" in config and "fit_intercept = false" in config
     assert (run / "report" / "report.html").exists()
     assert sorted(p.name for p in (run / "reconstruct" / "subj01" / "zc").glob("*.png"))
+
+
+def test_human_ratings_join_the_report(demo_run, tmp_path):
+    """``brainldm rate results`` on a run's reconstructions adds them to its report."""
+    import pandas as pd
+
+    from brainldm.pipeline import refresh_report
+    from brainldm.rating import rating_results, write_rating_results
+
+    reference, _ = demo_run
+    run = tmp_path / "run"  # a copy: the other tests read the report of the demo run
+    shutil.copytree(reference, run, ignore=shutil.ignore_patterns("nsd", "features", "model"))
+    rng = np.random.default_rng(0)
+    ids = pd.read_csv(run / "reconstruct" / "subj01" / "index.csv")["nsd_id"].unique()
+    rows = [{"rater": f"r{r}", "nsd_id": int(i), "condition": cond,
+             "correct": bool(rng.random() < p)}
+            for r in range(3) for i in ids for cond, p in (("z", 0.9), ("c", 0.5), ("zc", 0.8))]  # fmt: skip
+    results = rating_results(pd.DataFrame(rows))
+    write_rating_results(results, run / "reconstruct" / "subj01" / "rating")
+    assert refresh_report(run) == run / "report" / "report.html"
+    html = (run / "report" / "report.html").read_text()
+    assert "Human identification" in html
+    z = results.pooled.set_index("condition").loc["z"]
+    assert f"<td>{z.accuracy:.3f}</td>" in html and f"<td>{int(z.n_judgements)}</td>" in html
+    assert refresh_report(tmp_path / "not_a_run") is None

@@ -197,11 +197,7 @@ def _decode(ctx: RunContext) -> dict:
             scores[target] = float(np.mean(correlation_score(truth.T, pred.T)))
             decoded[target] = pred.reshape(len(pred), *shape)
         path = ctx.stage_dir("decode") / f"subj{subject:02d}_decoded.npz"
-        from brainldm._utils import atomic_path
-
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, nsd_ids=split.test_nsd_ids, **decoded)
+        _save_npz(path, nsd_ids=split.test_nsd_ids, **decoded)
         out[str(subject)] = {"file": path.name, "per_image_r": scores}
         logger.info("subject %d decoded: %s", subject, scores)
     return out
@@ -472,6 +468,9 @@ def _encode(ctx: RunContext) -> dict:
         )  # fmt: skip
         folder = ctx.stage_dir("encode") / f"subj{subject:02d}"
         vox = split.voxel_indices[d.encoding_roi]
+        folder.mkdir(parents=True, exist_ok=True)
+        _save_npz(folder / "voxels.npz", voxel_indices=vox, volume_shape=np.array(
+            split.volume_shape), affine=np.asarray(split.affine))  # every array's voxel order
         summary = {}
         for name, res in analyses.results.items():
             res.save(folder / f"{name}.npz")
@@ -480,9 +479,9 @@ def _encode(ctx: RunContext) -> dict:
             _save_nifti(img, folder / f"{name}_r.nii.gz")
             summary[name] = {"n_significant": int(res.significant.sum()),
                              "median_r": float(np.median(res.r))}  # fmt: skip
-        np.savez(folder / "unique.npz", **{k.replace("|", "__in__"): v
-                                           for k, v in analyses.unique.items()})  # fmt: skip
-        np.savez(folder / "best_layers.npz", **analyses.best_layers)
+        _save_npz(folder / "unique.npz", **{k.replace("|", "__in__"): v
+                                            for k, v in analyses.unique.items()})  # fmt: skip
+        _save_npz(folder / "best_layers.npz", **analyses.best_layers)
         out[str(subject)] = {
             "models": summary,
             "layers": list(_unet_layers(ctx)),
@@ -491,6 +490,14 @@ def _encode(ctx: RunContext) -> dict:
             "n_voxels": int(len(vox)),
         }
     return out
+
+
+def _save_npz(path: Path, **arrays) -> None:
+    from brainldm._utils import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
 
 
 def _save_nifti(img, path: Path) -> None:
