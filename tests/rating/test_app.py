@@ -87,6 +87,71 @@ def test_images_show_the_trial(app, client, run_dir):
     assert all(str(trial.nsd_id) not in url for url in state["images"].values())
 
 
+def test_the_two_candidates_responses_differ_only_in_their_bytes(run_dir, localhost):
+    """Nothing outside the image bytes tells the true candidate from the foil.
+
+    Werkzeug's default ETag hashes the file's path; with it, one constant per
+    condition picked the true image in 98% of trials. Every trial of a rater is
+    checked over the real server: the headers of ``left`` and ``right`` are the
+    same apart from the length of the bytes, and carry no ETag or date of the file.
+    """
+    with server_thread(run_dir) as server:
+        host = f"127.0.0.1:{server.port}"
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+
+        def call(method, path, headers=(), body=None):
+            conn.request(method, path, body=body, headers={"Host": host, **dict(headers)})
+            response = conn.getresponse()
+            return response, response.read()
+
+        _, body = call("POST", "/api/login", {"Content-Type": "application/json"},
+                       json.dumps({"name": "alice"}))  # fmt: skip
+        rater = {"X-Rater-Token": json.loads(body)["token"]}
+        n_trials = 0
+        while True:
+            state = json.loads(call("POST", "/api/next", rater)[1])
+            if state["done"]:
+                break
+            urls = state["images"]
+            assert urls["left"].replace("left", "right") == urls["right"]
+            headers = {}
+            for which in ("recon", "left", "right"):
+                response, data = call("GET", urls[which])
+                assert response.status == 200 and data[:4] == b"\x89PNG"
+                found = {k.lower(): v for k, v in response.getheaders()}
+                assert int(found.pop("content-length")) == len(data)
+                found.pop("date")  # the server's clock, the same for both
+                headers[which] = found
+            assert headers["left"] == headers["right"] == headers["recon"]
+            assert not {"etag", "last-modified", "content-disposition"} & set(headers["left"])
+            assert headers["left"]["cache-control"] == "no-store"
+            answer_body = json.dumps({"trial": state["trial"], "choice": "left",
+                                      "response_time_ms": 500})  # fmt: skip
+            call("POST", "/api/answer", {**rater, "Content-Type": "application/json"}, answer_body)
+            n_trials += 1
+        conn.close()
+    assert n_trials == 24
+
+
+def test_a_file_turned_into_a_symlink_after_startup_is_not_followed(app, client, tmp_path):
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"\x89PNG\r\n\x1a\nnot for raters")
+    headers = login(client, "alice")
+    state = next_trial(client, headers)
+    trial = app.config["BRAINLDM_STORE"].open_trial(state["trial"])
+    run = app.config["BRAINLDM_RUN"]
+    files = {
+        "recon": run.reconstruction_file(trial.nsd_id, trial.condition, trial.sample),
+        trial.side: run.original_file(trial.nsd_id),
+    }
+    for which, path in files.items():
+        assert client.get(state["images"][which]).status_code == 200
+        path.unlink()
+        path.symlink_to(secret)
+        response = client.get(state["images"][which])
+        assert response.status_code == 404 and b"not for raters" not in response.data, which
+
+
 def test_login_rules(run_dir):
     client = create_app(run_dir).test_client()
     first = client.post("/api/login", json={"name": "alice"})
@@ -104,7 +169,7 @@ def test_login_rules(run_dir):
     assert client.post("/api/login", json={"name": "alice", "code": "0" * 20}).status_code == 403
     bob = client.post("/api/login", json={"name": "bob"}).json["token"]
     assert client.post("/api/login", json={"name": "alice", "code": bob}).status_code == 403
-    for bad in ("../etc", "", "a" * 65, " alice", 7, None, ["alice"]):
+    for bad in ("../etc", "", "a" * 65, " alice", "alice\n", "bob\n", "al\nice", 7, None, ["alice"]):
         assert client.post("/api/login", json={"name": bad}).status_code == 400, bad
 
 
@@ -149,6 +214,11 @@ MALFORMED = [
     ("rt bool", dict(json={"trial": "T", "choice": "left", "response_time_ms": True}), 400),
     ("rt NaN", dict(data='{"trial": "T", "choice": "left", "response_time_ms": NaN}',
                     content_type="application/json"), 400),  # fmt: skip
+    ("400-digit rt", dict(data='{"trial": "T", "choice": "left", "response_time_ms": '
+                          + "9" * 400 + "}", content_type="application/json"), 400),
+    ("nested brackets", dict(data='{"trial": "T", "choice": "left", "response_time_ms": '
+                             + "[" * 1500 + "]" * 1500 + "}",
+                             content_type="application/json"), 400),
     ("trial type", dict(json={"trial": 5, "choice": "left", "response_time_ms": 1}), 404),
     ("unknown trial", dict(json={"trial": "A" * 22, "choice": "left", "response_time_ms": 1}), 404),
     ("odd token", dict(json={"trial": "../../x", "choice": "left", "response_time_ms": 1}), 404),

@@ -56,11 +56,11 @@ _COCO_DOWNLOAD = "COCO annotations_trainval2017.zip (cocodataset.org; not part o
 _DEFAULT_ANNOTATIONS = "nsddata_stimuli/stimuli/nsd/annotations"
 _CAPTIONS_FILE = "captions_{coco_split}.json"
 
-_SUBJECT_DIR = re.compile(r"^subj(\d\d)$")
+_SUBJECT_DIR = re.compile(r"subj(\d\d)")
 _SESSION_FILE = {
-    "hdf5": re.compile(r"^betas_session(\d\d)\.hdf5$"),
-    "nifti": re.compile(r"^betas_session(\d\d)\.nii\.gz$"),
-    "fsaverage": re.compile(r"^lh\.betas_session(\d\d)\.mgh$"),
+    "hdf5": re.compile(r"betas_session(\d\d)\.hdf5"),
+    "nifti": re.compile(r"betas_session(\d\d)\.nii\.gz"),
+    "fsaverage": re.compile(r"lh\.betas_session(\d\d)\.mgh"),
 }
 
 
@@ -202,7 +202,7 @@ class NSDLayout:
         ppdata = self.root / "nsddata" / "ppdata"
         if not ppdata.is_dir():
             return []
-        found = (_SUBJECT_DIR.match(p.name) for p in ppdata.iterdir() if p.is_dir())
+        found = (_SUBJECT_DIR.fullmatch(p.name) for p in ppdata.iterdir() if p.is_dir())
         return sorted(int(m.group(1)) for m in found if m)
 
     def sessions(self, subject: int, fmt: str = "hdf5") -> list[int]:
@@ -211,7 +211,7 @@ class NSDLayout:
         if not folder.is_dir():
             return []
         pattern = _SESSION_FILE[fmt]
-        found = (pattern.match(p.name) for p in folder.iterdir())
+        found = (pattern.fullmatch(p.name) for p in folder.iterdir())
         return sorted(int(m.group(1)) for m in found if m)
 
     def require(self, path: Path) -> Path:

@@ -21,8 +21,12 @@ Security:
   act for another. Tokens are stored hashed.
 - Images are addressed by the random token of an *open* trial, never by a file
   name: the URL leaks neither a path nor which candidate is true, and only the
-  three files of that trial can be reached. ``load_run`` already refused index
-  paths that leave the run folder.
+  three files of that trial can be reached. ``load_run`` refused index paths
+  that leave the run folder, and every serve checks the file again (a file
+  replaced by a symbolic link since start-up is refused).
+- An image response is its bytes with the same headers for every image: no
+  ``ETag``, ``Last-Modified`` or file name (werkzeug's ETag hashes the file's
+  path, from which the true candidate could be worked out).
 - Submissions must be a JSON object with exactly the expected keys and types, for
   an open trial of the authenticated rater; a second answer to a trial is a 409.
 - Bound to 127.0.0.1 by default; then requests whose ``Host`` is not the loopback
@@ -73,6 +77,17 @@ _HEADERS = {
 
 def _static_text(name: str) -> str:
     return resources.files("brainldm.rating").joinpath("static").joinpath(name).read_text("utf-8")
+
+
+def _response_time(value) -> float | None:
+    """Return a submitted response time in ms as a float, or None if it is not valid."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return None
+    return value if math.isfinite(value) and 0 <= value <= MAX_RESPONSE_TIME_MS else None
 
 
 def is_loopback(host: str) -> bool:
@@ -135,7 +150,7 @@ def create_app(
         If the settings differ from those the database was started with.
     """
     try:
-        from flask import Flask, abort, jsonify, request, send_file
+        from flask import Flask, Response, abort, jsonify, request
     except ImportError as err:
         raise ImportError(
             "the rating app needs Flask; install it with: pip install 'brainldm[rate]'"
@@ -183,7 +198,10 @@ def create_app(
             abort(error(401, "unknown or missing rater token; log in again."))
 
     def json_object(keys: set[str], optional: frozenset[str] = frozenset()) -> dict:
-        body = request.get_json(silent=True, force=False)
+        try:
+            body = request.get_json(silent=True, force=False)
+        except RecursionError:  # deeply nested brackets: malformed, not a server error
+            body = None
         if not request.is_json or not isinstance(body, dict):
             abort(error(400, "the body must be a JSON object (Content-Type: application/json)."))
         unknown = set(body) - keys - optional
@@ -275,22 +293,18 @@ def create_app(
     def answer():
         rater = authenticated()
         body = json_object({"trial", "choice", "response_time_ms"})
-        choice, rt = body["choice"], body["response_time_ms"]
+        choice, rt = body["choice"], _response_time(body["response_time_ms"])
         if choice not in SIDES:
             return error(400, f"choice={choice!r} is not valid; allowed: {list(SIDES)}.")
-        if (
-            isinstance(rt, bool)
-            or not isinstance(rt, (int, float))
-            or not math.isfinite(rt)
-            or not 0 <= rt <= MAX_RESPONSE_TIME_MS
-        ):
+        if rt is None:
+            shown = repr(body["response_time_ms"])
             return error(
                 400,
-                f"response_time_ms={rt!r} is not valid; a number of ms in "
-                f"[0, {MAX_RESPONSE_TIME_MS:g}].",
+                f"response_time_ms={shown[:40]}{'...' if len(shown) > 40 else ''} is not "
+                f"valid; a number of ms in [0, {MAX_RESPONSE_TIME_MS:g}].",
             )
         try:
-            store.record_answer(rater, body["trial"], choice, float(rt))
+            store.record_answer(rater, body["trial"], choice, rt)
         except UnknownTrialError:
             return error(404, "no trial of yours has this token.")
         except TrialAnsweredError:
@@ -307,7 +321,14 @@ def create_app(
             path = run.reconstruction_file(trial.nsd_id, trial.condition, trial.sample)
         else:
             path = run.original_file(trial.candidate(which))
-        return send_file(path, mimetype="image/png", max_age=0)
+        try:
+            data = run.read_image(path)
+        except (OSError, ValueError) as err:
+            logger.warning("refused to serve %s: %s", path, err)
+            abort(404)
+        # The bytes alone: no ETag, Last-Modified or file name, which would carry
+        # something of the file's path (and so of which candidate is true).
+        return Response(data, mimetype="image/png")
 
     return app
 

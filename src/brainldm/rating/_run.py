@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ RATING_DIR = "rating"
 #: File name of the ratings database inside ``RATING_DIR``.
 DB_NAME = "ratings.sqlite"
 
-_ORIGINAL_NAME = re.compile(r"^(\d{6})\.png$")
+_ORIGINAL_NAME = re.compile(r"(\d{6})\.png")
 
 
 def original_path(run_dir: str | os.PathLike, nsd_id: int) -> Path:
@@ -134,6 +135,32 @@ class RatingRun:
             raise KeyError(f"no reconstruction for nsd_id={nsd_id}, {condition=}, {sample=}")
         return Path(rows["file"].iloc[0])
 
+    def read_image(self, path: str | os.PathLike) -> bytes:
+        """Return the bytes of an image of this run, checking the file again now.
+
+        The index was checked when the run was loaded; this repeats the check at
+        every read, so a file replaced since by a symbolic link (to anywhere) or
+        by something other than a regular file is refused.
+
+        Raises
+        ------
+        ValueError
+            If ``path`` is, or passes through, a symbolic link, or leaves the run folder.
+        OSError
+            If it is not a readable regular file.
+        """
+        path = Path(path)
+        if not path.is_absolute() or not _inside(path, self.run_dir):
+            raise ValueError(f"{path} is not inside the run folder {self.run_dir}.")
+        if path.resolve() != path:
+            raise ValueError(f"{path} is or passes through a symbolic link; refused.")
+        # O_NOFOLLOW closes the gap between the check above and the open.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise OSError(f"{path} is not a regular file.")
+            return f.read()
+
     def original_file(self, nsd_id: int) -> Path:
         """Return the path of the original of ``nsd_id``; KeyError if the run has none."""
         if int(nsd_id) not in self.original_ids:
@@ -209,7 +236,7 @@ def load_run(run_dir: str | os.PathLike) -> RatingRun:
         )
     original_ids = []
     for path in originals_dir.iterdir():
-        match = _ORIGINAL_NAME.match(path.name)
+        match = _ORIGINAL_NAME.fullmatch(path.name)
         if match and path.is_file() and _inside(path.resolve(), root):
             original_ids.append(int(match.group(1)))
     original_ids = tuple(sorted(original_ids))

@@ -46,11 +46,11 @@ from pathlib import Path
 from brainldm.rating._trials import SIDES
 
 #: A rater's name: a letter or digit, then letters, digits, ``_ . -``; 1-64 characters.
-RATER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+RATER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 #: A rater token as handed out: 20 lowercase hex characters (80 bits).
-RATER_TOKEN = re.compile(r"^[0-9a-f]{20}$")
+RATER_TOKEN = re.compile(r"[0-9a-f]{20}")
 #: A trial token: 22 URL-safe base64 characters (128 bits).
-TRIAL_TOKEN = re.compile(r"^[A-Za-z0-9_\-]{22}$")
+TRIAL_TOKEN = re.compile(r"[A-Za-z0-9_\-]{22}")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS raters (
@@ -171,7 +171,7 @@ def hash_token(token: str) -> str:
 
 def check_rater_name(name) -> str:
     """Return ``name`` if it is a valid rater name, else raise a ValueError."""
-    if not isinstance(name, str) or not RATER_NAME.match(name):
+    if not isinstance(name, str) or not RATER_NAME.fullmatch(name):
         raise ValueError(
             f"rater name {name!r} is not valid; use 1-64 letters, digits, '_', '.' or '-', "
             "starting with a letter or digit."
@@ -184,7 +184,7 @@ def normalize_rater_token(token) -> str | None:
     if not isinstance(token, str) or len(token) > 64:
         return None
     token = re.sub(r"[\s\-]", "", token).lower()
-    return token if RATER_TOKEN.match(token) else None
+    return token if RATER_TOKEN.fullmatch(token) else None
 
 
 class RatingStore:
@@ -401,7 +401,7 @@ class RatingStore:
 
     def open_trial(self, token) -> Trial:
         """Return the unanswered trial with this token; UnknownTrialError if none."""
-        if not isinstance(token, str) or not TRIAL_TOKEN.match(token):
+        if not isinstance(token, str) or not TRIAL_TOKEN.fullmatch(token):
             raise UnknownTrialError("no open trial has this token.")
         with self._connect() as con:
             row = con.execute(
@@ -440,7 +440,7 @@ class RatingStore:
         """
         if choice not in SIDES:
             raise ValueError(f"choice={choice!r} is not valid; allowed: {SIDES}.")
-        if not isinstance(token, str) or not TRIAL_TOKEN.match(token):
+        if not isinstance(token, str) or not TRIAL_TOKEN.fullmatch(token):
             raise UnknownTrialError("no trial of this rater has this token.")
         with self._write() as con:
             row = con.execute(
