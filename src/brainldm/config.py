@@ -6,7 +6,16 @@ authors' public code in ``shared/reference``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, fields
+
+from brainldm._utils import (
+    check_bool,
+    check_number,
+    check_option,
+    check_sequence,
+    check_text,
+)
 
 
 @dataclass(frozen=True)
@@ -38,8 +47,80 @@ SPLIT_PRESETS: dict[str, SplitPreset] = {
 }
 
 
+# ---------------------------------------------------------------------------
+# Checks of single settings: each takes the setting's full name ("section.key")
+# and the value, returns the value (lists as tuples) or raises a ValueError that
+# names the setting, what was given and what is allowed.
+# ---------------------------------------------------------------------------
+
+
+def _number(**bounds):
+    return lambda name, value: check_number(name, value, **bounds)
+
+
+def _integer(low: int = 1):
+    return lambda name, value: check_number(name, value, low=low, integer=True)
+
+
+def _option(allowed):
+    return lambda name, value: check_option(name, value, tuple(allowed))
+
+
+def _optional(check):
+    return lambda name, value: None if value is None else check(name, value)
+
+
+def _list_of(check, what: str, min_len: int = 1, unique: bool = False):
+    return lambda name, value: check_sequence(
+        name, value, check, what=what, min_len=min_len, unique=unique
+    )
+
+
+def _text(name, value):
+    return check_text(name, value)
+
+
+def _device(name, value):
+    if not isinstance(value, str) or not re.fullmatch(r"cpu|cuda(:\d+)?|mps", value):
+        raise ValueError(f"{name}={value!r} is not valid; allowed: 'cpu', 'cuda', 'cuda:N', 'mps'.")
+    return value
+
+
+_FRACTION = _number(low=0, high=1, low_open=True)  # in (0, 1]
+
+
+def _only_zero(name, value):
+    if check_number(name, value) != 0:
+        raise ValueError(f"{name}={value!r} is not supported; allowed: 0.0 (deterministic DDIM).")
+    return value
+
+
+def _multiple_of_8(name, value):
+    value = check_number(name, value, low=8, integer=True)
+    if value % 8:  # the VAE works on 8 × 8 pixel blocks
+        raise ValueError(f"{name}={value!r} is not valid; allowed: a multiple of 8 (e.g. 512).")
+    return value
+
+
+class _Section:
+    """A config section: every field is checked by ``_checks[field]`` when built.
+
+    Subclasses set ``_section`` (the TOML table name, used in messages) and
+    ``_checks`` (field → check); a field without a check fails at import (KeyError).
+    """
+
+    _section = ""
+    _checks: dict = {}
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            check = self._checks[f.name]
+            value = check(f"{self._section}.{f.name}", getattr(self, f.name))
+            object.__setattr__(self, f.name, value)
+
+
 @dataclass(frozen=True)
-class ReconstructionConfig:
+class ReconstructionConfig(_Section):
     """How decoded (z, c) become images. Defaults are the paper's (seed_code.md §5).
 
     Attributes
@@ -76,18 +157,18 @@ class ReconstructionConfig:
     image_size: int = 512
     init_posterior: str = "sample"
 
-    def __post_init__(self) -> None:
-        from brainldm._utils import check_option, check_positive_int
-
-        if not 0 < self.strength <= 1:
-            raise ValueError(f"strength must be in (0, 1], got {self.strength!r}.")
-        check_positive_int("num_inference_steps", self.num_inference_steps)
-        check_positive_int("n_samples", self.n_samples)
-        check_positive_int("image_size", self.image_size)
-        if self.eta != 0.0:
-            raise ValueError(f"eta={self.eta!r} is not supported; allowed: 0.0 (DDIM).")
-        check_option("timesteps", self.timesteps, ("compvis", "diffusers"))
-        check_option("init_posterior", self.init_posterior, ("sample", "mean"))
+    _section = "reconstruction"
+    _checks = {
+        "strength": _FRACTION,
+        "num_inference_steps": _integer(),
+        "guidance_scale": _number(low=0),
+        "eta": _only_zero,
+        "n_samples": _integer(),
+        "seed": _integer(low=0),
+        "timesteps": _option(("compvis", "diffusers")),
+        "image_size": lambda name, value: _multiple_of_8(name, value),
+        "init_posterior": _option(("sample", "mean")),
+    }
 
 
 #: The paper's reconstruction settings.
@@ -100,8 +181,26 @@ TAKAGI2023_RECONSTRUCTION = ReconstructionConfig()
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(_Section):
     """Which NSD data. ``nsd_root`` None means ``$BRAINLDM_NSD_ROOT``."""
+
+    _section = "data"
+    _checks = {
+        "nsd_root": _optional(_text),
+        "annotations_dir": _optional(_text),
+        "subjects": _list_of(_integer(), "subject numbers ≥ 1", unique=True),
+        "split": _option(SPLIT_PRESETS),
+        # One label name each; the ROIs themselves are checked against the atlas
+        # on disk before a run starts (brainldm.pipeline.check_inputs).
+        "z_roi": _text,
+        "c_roi": _text,
+        "atlas": _text,
+        "encoding_atlas": _text,
+        "encoding_roi": _text,
+        "fmt": _option(("hdf5", "nifti")),
+        "zscore": check_bool,
+        "order": _option(("first_presentation", "sorted")),
+    }
 
     nsd_root: str | None = None
     annotations_dir: str | None = None
@@ -118,8 +217,19 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class FeaturesConfig:
+class FeaturesConfig(_Section):
     """LDM and feature settings. ``model`` is a local SD v1.x folder or checkpoint."""
+
+    _section = "features"
+    _checks = {
+        "model": _optional(_text),
+        "z_posterior": _option(("sample", "mean")),
+        "batch_size": _integer(),
+        "zc_strengths": _list_of(_FRACTION, "numbers in (0, 1]", unique=True),
+        "zc_fractions": _list_of(_FRACTION, "numbers in (0, 1]", unique=True),
+        "unet_layers": _list_of(_text, "U-Net module names", min_len=0, unique=True),
+        "device": _device,
+    }
 
     model: str | None = None
     z_posterior: str = "sample"  # seed_code.md §3: a posterior sample
@@ -131,9 +241,22 @@ class FeaturesConfig:
     device: str = "cpu"
 
 
+_ALPHAS = _list_of(_number(low=0, low_open=True), "positive numbers", unique=True)
+
+
 @dataclass(frozen=True)
-class DecodingConfig:
+class DecodingConfig(_Section):
     """Ridge decoders, brain → (z, c)."""
+
+    _section = "decoding"
+    _checks = {
+        "alphas": _ALPHAS,
+        "cv": _integer(low=2),
+        "grouped_folds": check_bool,
+        "fit_intercept": check_bool,
+        "standardize_X": check_bool,
+        "standardize_Y": check_bool,
+    }
 
     alphas: tuple = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0)  # seed_code.md §4
     cv: int = 5
@@ -144,7 +267,7 @@ class DecodingConfig:
 
 
 @dataclass(frozen=True)
-class EvaluationConfig:
+class EvaluationConfig(_Section):
     """Identification and metrics. ``weights_dir`` holds local network weights.
 
     ``protocols``: ``"takagi"`` (the paper's two-way identification, Figure 5) and
@@ -154,22 +277,34 @@ class EvaluationConfig:
     identification with EfficientNet-Lite0 when its weights package is installed.
     """
 
+    _section = "evaluation"
+    _checks = {
+        "protocols": _list_of(
+            _option(("takagi", "mindeye", "braindiffuser")), "protocol names", unique=True
+        ),
+        "weights_dir": _optional(_text),
+        "n_bootstrap": _integer(),
+        "device": _device,
+    }
+
     protocols: tuple = ("takagi", "mindeye")
     weights_dir: str | None = None
     n_bootstrap: int = 1000
     device: str = "cpu"
 
-    def __post_init__(self) -> None:
-        from brainldm._utils import check_choices
-
-        check_choices("protocols", self.protocols, ("takagi", "mindeye", "braindiffuser"))
-        if not self.protocols:
-            raise ValueError("protocols is empty; allowed: takagi, mindeye, braindiffuser.")
-
 
 @dataclass(frozen=True)
-class EncodingConfig:
+class EncodingConfig(_Section):
     """Voxel-wise encoding models (§3.5)."""
+
+    _section = "encoding"
+    _checks = {
+        "enabled": check_bool,
+        "n_components": _integer(),
+        "q": _number(low=0, high=1, low_open=True, high_open=True),
+        "alphas": _ALPHAS,
+        "cv": _integer(low=2),
+    }
 
     enabled: bool = True
     n_components: int = 6400
@@ -179,35 +314,31 @@ class EncodingConfig:
 
 
 @dataclass(frozen=True)
-class MapsConfig:
+class MapsConfig(_Section):
     """Cortical maps of the encoding results (Figures 6-9).
 
     ``surfaces``: views of nilearn's fsaverage5 drawn when NSD's transforms are
     on disk (else a volume mosaic).
     """
 
+    _section = "maps"
+    _checks = {"surfaces": _list_of(_option(("flat", "inflated")), "views", unique=True)}
+
     surfaces: tuple = ("flat", "inflated")
-
-    def __post_init__(self) -> None:
-        from brainldm._utils import check_choices
-
-        check_choices("surfaces", self.surfaces, ("flat", "inflated"))
 
 
 @dataclass(frozen=True)
-class ReportConfig:
+class ReportConfig(_Section):
     """The HTML report: how many test images the galleries show."""
+
+    _section = "report"
+    _checks = {"n_gallery_images": _integer()}
 
     n_gallery_images: int = 6
 
-    def __post_init__(self) -> None:
-        from brainldm._utils import check_positive_int
-
-        check_positive_int("n_gallery_images", self.n_gallery_images)
-
 
 @dataclass(frozen=True)
-class ScaleConfig:
+class ScaleConfig(_Section):
     """Where the heavy stages run (``docs/scaling.md``).
 
     ``executor="local"`` runs in this process and never imports Ray; ``"ray"``
@@ -225,10 +356,17 @@ class ScaleConfig:
     num_gpus_per_worker: float | None = None  # None: 1 with a CUDA device, else 0
     max_retries: int = 3
 
-    def __post_init__(self) -> None:
-        from brainldm._utils import check_option
-
-        check_option("executor", self.executor, ("local", "ray"))
+    _section = "scale"
+    _checks = {
+        "executor": _option(("local", "ray")),
+        "address": _optional(_text),
+        "n_workers": _optional(_integer()),
+        "shard_size": _integer(),
+        "voxel_batch_size": _optional(_integer()),
+        "num_cpus_per_worker": _number(low=0, low_open=True),
+        "num_gpus_per_worker": _optional(_number(low=0)),
+        "max_retries": _integer(low=0),
+    }
 
 
 @dataclass(frozen=True)
@@ -293,8 +431,7 @@ def _build(cls, values: dict, where: str):
     unknown = sorted(set(values) - set(valid))
     if unknown:
         raise ValueError(f"unknown key(s) {unknown} in [{where}]; valid keys: {valid}.")
-    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return cls(**fixed)
+    return cls(**values)
 
 
 def make_run_config(preset: str = "takagi2023", overrides: dict | None = None) -> RunConfig:
@@ -305,8 +442,6 @@ def make_run_config(preset: str = "takagi2023", overrides: dict | None = None) -
     ValueError
         For an unknown preset, section or key (the message lists the valid ones).
     """
-    from brainldm._utils import check_option
-
     check_option("preset", preset, PRESETS)
     merged: dict = {name: {} for name in _SECTIONS}
     for source in (PRESETS[preset], overrides or {}):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,11 +14,14 @@ logger = logging.getLogger("brainldm")
 
 def _int_list(text: str) -> list[int]:
     try:
-        return [int(t) for t in text.split(",") if t.strip()]
+        values = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
+        values = []
+    if not values:  # "" or "," must not fall back to a default silently
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers such as 1,2,5,7, got {text!r}"
-        ) from None
+        )
+    return values
 
 
 def _str_list(text: str) -> list[str]:
@@ -72,7 +76,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from brainldm.pipeline import run_pipeline
 
     overrides = _parse_set(args.set)
-    if args.subjects:
+    if args.subjects is not None:
         overrides.setdefault("data", {})["subjects"] = args.subjects
     if args.config in (None, "") and args.preset:
         config = make_run_config(args.preset, overrides)
@@ -170,13 +174,19 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     from brainldm.ldm import load_ldm
     from brainldm.reconstruction import reconstruct
 
-    with np.load(args.decoded) as data:
-        missing = {"nsd_ids", "image_latents", "text_embeddings"} - set(data.files)
-        if missing:
-            raise ValueError(f"--decoded {args.decoded} lacks the array(s) {sorted(missing)}.")
-        ids = data["nsd_ids"][args.start : args.stop]
-        z = data["image_latents"][args.start : args.stop]
-        c = data["text_embeddings"][args.start : args.stop]
+    keys = ("nsd_ids", "image_latents", "text_embeddings")
+    try:
+        with np.load(args.decoded, allow_pickle=False) as data:
+            missing = set(keys) - set(data.files)
+            arrays = {} if missing else {k: data[k][args.start : args.stop] for k in keys}
+    except (OSError, ValueError, EOFError, AttributeError, zipfile.BadZipFile) as err:
+        raise ValueError(
+            f"--decoded {args.decoded} cannot be read as a .npz archive of arrays "
+            f"({type(err).__name__}); give the decoded.npz that the decode stage wrote."
+        ) from None
+    if missing:
+        raise ValueError(f"--decoded {args.decoded} lacks the array(s) {sorted(missing)}.")
+    ids, z, c = (arrays[k] for k in keys)
     config = ReconstructionConfig(
         n_samples=args.n_samples,
         num_inference_steps=args.steps,

@@ -4,7 +4,12 @@ Paths live in :class:`NSDLayout`; 1-based NSD ids become 0-based ``nsd_id`` once
 when read; volume betas are divided by 300 when read.
 """
 
-from brainldm.nsd._betas import BETA_SCALE, load_betas, zscore_rows_inplace
+from brainldm.nsd._betas import (
+    BETA_SCALE,
+    betas_file_shape,
+    load_betas,
+    zscore_rows_inplace,
+)
 from brainldm.nsd._design import (
     ExpDesign,
     load_expdesign,
@@ -18,7 +23,12 @@ from brainldm.nsd._layout import (
     NSDLayout,
     resolve_nsd_root,
 )
-from brainldm.nsd._prepare import SubjectSplit, prepare_subject, split_subject
+from brainldm.nsd._prepare import (
+    SubjectSplit,
+    check_split_inputs,
+    prepare_subject,
+    split_subject,
+)
 from brainldm.nsd._rois import (
     ATLAS_LABELS,
     STREAMS_LABELS,
@@ -28,7 +38,7 @@ from brainldm.nsd._rois import (
     load_roi_mask,
     read_ctab,
 )
-from brainldm.nsd._stimuli import load_captions, load_stimulus_images
+from brainldm.nsd._stimuli import check_stimulus_inputs, load_captions, load_stimulus_images
 from brainldm.nsd._trials import (
     Trials,
     average_repeats,
@@ -65,6 +75,7 @@ __all__ = [
     "load_fsaverage_roi_mask",
     # betas
     "BETA_SCALE",
+    "betas_file_shape",
     "load_betas",
     "zscore_rows_inplace",
     # split
@@ -73,4 +84,6 @@ __all__ = [
     "SubjectSplit",
     "split_subject",
     "prepare_subject",
+    "check_split_inputs",
+    "check_stimulus_inputs",
 ]

@@ -36,16 +36,76 @@ def _shape_mismatch(path: Path, got: tuple, expected: tuple, what: str) -> Value
     )
 
 
-def n_trials_in_file(path: Path, fmt: str) -> int:
-    """Number of trials (the 750-trial axis in NSD) in one beta file, from its header."""
-    if fmt == "hdf5":
-        import h5py
+def betas_file_shape(layout: NSDLayout, path: Path, fmt: str) -> tuple[int, tuple[int, ...]]:
+    """Read one beta file's header: its number of trials and its grid.
 
-        with h5py.File(path, "r") as f:
-            return int(f["betas"].shape[0])
-    import nibabel as nib
+    Parameters
+    ----------
+    layout : NSDLayout
+        Names the NSD download of a file that is missing or unreadable.
+    path : Path
+        One session's betas.
+    fmt : {"hdf5", "nifti", "fsaverage"}
 
-    return int(nib.load(path).shape[-1])
+    Returns
+    -------
+    n_trials : int
+        Length of the trial axis (750 in NSD).
+    grid : tuple of int
+        ``(X, Y, Z)`` for volumes (NIfTI order, also for HDF5's reversed axes);
+        ``(n_vertices,)`` for one fsaverage hemisphere.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is missing.
+    ValueError
+        If it cannot be read (truncated, not HDF5/NIfTI/MGH, no ``/betas`` dataset,
+        wrong number of dimensions); the message names the file and its download.
+    """
+    layout.require(path)
+    try:
+        if fmt == "hdf5":
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                if "betas" not in f:
+                    raise ValueError(f"it has no 'betas' dataset (found {sorted(f)[:5]})")
+                shape = tuple(int(n) for n in f["betas"].shape)
+            if len(shape) != 4:
+                raise ValueError(f"its 'betas' dataset has shape {shape}, not (trials, Z, Y, X)")
+            return shape[0], shape[:0:-1]
+        import nibabel as nib
+
+        shape = tuple(int(n) for n in nib.load(path).shape)
+    except (OSError, ValueError, KeyError, EOFError) as err:
+        raise ValueError(
+            f"cannot read the betas file {str(path)!r} ({' '.join(str(err).split())}); it may be "
+            f"truncated or corrupt: download it again from {layout.download_of(path)}."
+        ) from None
+    if fmt == "fsaverage":
+        return shape[-1], (int(np.prod(shape[:-1])),)
+    if len(shape) != 4:
+        raise ValueError(f"the betas file {str(path)!r} has shape {shape}, not (X, Y, Z, trials).")
+    return shape[3], shape[:3]
+
+
+def check_session_trials(
+    layout: NSDLayout, path: Path, fmt: str, n_expected: int, grid: tuple | None = None
+) -> None:
+    """Raise a ValueError naming ``path`` unless it holds ``n_expected`` trials on ``grid``.
+
+    ``n_expected`` is the number of trials the design (``responses.tsv``) lists
+    for the session; ``grid`` the ROI volume's (X, Y, Z), or None not to check it.
+    """
+    n_trials, found = betas_file_shape(layout, path, fmt)
+    if n_trials != n_expected:
+        raise ValueError(
+            f"the betas file {str(path)!r} holds {n_trials} trials, but responses.tsv lists "
+            f"{n_expected} for its session; it may be truncated or from another release."
+        )
+    if grid is not None and tuple(found) != tuple(grid):
+        raise _shape_mismatch(path, tuple(found), tuple(grid), "The (X, Y, Z) grid")
 
 
 def _read_hdf5_session(path: Path, mask: np.ndarray, out: np.ndarray, rows: np.ndarray) -> None:
@@ -246,7 +306,7 @@ def load_betas(
             f"{str(layout.betas(subject, 1, fmt).parent)!r}; available sessions: {available}."
         )
     paths = [layout.betas(subject, s, fmt) for s in sessions]
-    counts = [n_trials_in_file(p, fmt) for p in paths]
+    counts = [betas_file_shape(layout, p, fmt)[0] for p in paths]
     if fmt == "fsaverage":
         import nibabel as nib
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from brainldm.nsd._betas import load_betas
+from brainldm._utils import check_option
+from brainldm.nsd._betas import check_session_trials, load_betas
 from brainldm.nsd._design import load_expdesign
 from brainldm.nsd._layout import NSDLayout
 from brainldm.nsd._rois import load_roi_mask
@@ -160,6 +161,50 @@ def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
+def _checked_inputs(layout, subject, rois, atlas, split, sessions, fmt):
+    """Check every file a split reads, from headers; return what the split needs.
+
+    Returns ``(subject, sessions, design, trials, masks)``; raises naming the
+    file or setting at fault before any beta is read.
+    """
+    check_option("fmt", fmt, ("hdf5", "nifti"))
+    subject = check_subject(layout, subject)
+    chosen = resolve_sessions(layout.sessions(subject, fmt), sessions, split)
+    design = load_expdesign(layout)
+    trials = load_trials(layout, subject, chosen, fmt=fmt, design=design)
+    masks = {roi: load_roi_mask(layout, subject, roi, atlas) for roi in rois}
+    grid = next(iter(masks.values())).mask.shape
+    for session in chosen:
+        n_expected = int((trials.sessions == session).sum())
+        check_session_trials(layout, layout.betas(subject, session, fmt), fmt, n_expected, grid)
+    return subject, chosen, design, trials, masks
+
+
+def check_split_inputs(
+    layout: NSDLayout,
+    subject: int,
+    rois: Sequence[str] = ("early", "ventral"),
+    atlas: str = "streams",
+    split: str = "takagi2023",
+    sessions: Sequence[int] | None = None,
+    fmt: str = "hdf5",
+) -> None:
+    """Check, without reading any beta, that :func:`split_subject` can read its inputs.
+
+    Reads the design, the trial table and the ROI volumes, and the header of
+    every beta file (it opens, holds a ``betas`` array on the ROI grid, with as
+    many trials as ``responses.tsv`` lists for its session). Parameters as
+    :func:`split_subject`.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Naming the missing or unreadable file, or the invalid setting.
+    """
+    rois = (rois,) if isinstance(rois, str) else tuple(rois)
+    _checked_inputs(layout, subject, rois, atlas, split, sessions, fmt)
+
+
 def split_subject(
     layout: NSDLayout,
     subject: int,
@@ -203,16 +248,12 @@ def split_subject(
     split : SubjectSplit
     """
     from brainldm import __version__
-    from brainldm._utils import check_option
 
-    check_option("fmt", fmt, ("hdf5", "nifti"))
     check_option("order", order, ROW_ORDERS)
-    subject = check_subject(layout, subject)
     rois = (rois,) if isinstance(rois, str) else tuple(rois)
-    available = layout.sessions(subject, fmt)
-    chosen = resolve_sessions(available, sessions, split)
-    design = load_expdesign(layout)
-    trials = load_trials(layout, subject, chosen, fmt=fmt, design=design)
+    subject, chosen, design, trials, masks = _checked_inputs(
+        layout, subject, rois, atlas, split, sessions, fmt
+    )
     is_test = split_shared(trials.nsd_ids, design.shared_nsd_ids)
     # Destination row of each trial: train rows first (chronological), then test rows.
     n_train = int((~is_test).sum())
@@ -224,8 +265,7 @@ def split_subject(
     train_betas, test_betas, voxel_indices = {}, {}, {}
     affine, volume_shape = np.eye(4), ()
     test_ids = n_repeats = np.empty(0, dtype=np.int64)
-    for roi in rois:
-        mask = load_roi_mask(layout, subject, roi, atlas)
+    for roi, mask in masks.items():
         affine, volume_shape = mask.affine, mask.mask.shape
         betas = np.empty((len(trials), mask.n_voxels), dtype=np.float32)
         load_betas(

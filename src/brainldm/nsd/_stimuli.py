@@ -15,6 +15,64 @@ from brainldm.nsd._layout import NSDLayout
 logger = logging.getLogger(__name__)
 
 
+def _open_stimuli(layout: NSDLayout, path):
+    """Open ``nsd_stimuli.hdf5``, or raise a ValueError naming it if it is unreadable."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(
+            f"cannot read the stimulus file {str(path)!r} ({' '.join(str(err).split())}); it may "
+            f"be truncated or corrupt: download it again from {layout.download_of(path)}."
+        ) from None
+    if "imgBrick" not in f:
+        f.close()
+        raise ValueError(f"the stimulus file {str(path)!r} has no 'imgBrick' dataset.")
+    return f
+
+
+def _read_captions(layout: NSDLayout, path) -> dict[int, list[str]]:
+    """COCO image id → its captions, from one captions file; a ValueError naming a bad file."""
+    grouped: dict[int, list[str]] = defaultdict(list)
+    try:
+        with open(path, encoding="utf-8") as f:
+            annotations = json.load(f)["annotations"]
+        for ann in annotations:
+            grouped[int(ann["image_id"])].append(ann["caption"].strip())
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(
+            f"cannot read the COCO captions file {str(path)!r} ({type(err).__name__}: "
+            f"{' '.join(str(err).split())[:200]}); it may be truncated or corrupt: download "
+            f"it again from {layout.download_of(path)}."
+        ) from None
+    logger.debug("read %d captions from %s", len(annotations), path)
+    return grouped
+
+
+def check_stimulus_inputs(layout: NSDLayout, nsd_ids: Sequence[int] | np.ndarray) -> None:
+    """Check that the images and captions of ``nsd_ids`` can be read, before any work.
+
+    Opens ``nsd_stimuli.hdf5`` (ids in range) and reads the COCO captions files
+    the ids need (every id has a caption).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError, KeyError
+        Naming the missing or unreadable file.
+    """
+    ids = np.asarray(nsd_ids, dtype=np.int64).ravel()
+    path = layout.require(layout.stimuli())
+    with _open_stimuli(layout, path) as f:
+        n_images = f["imgBrick"].shape[0]
+    bad = ids[(ids < 0) | (ids >= n_images)]
+    if bad.size:
+        raise ValueError(
+            f"nsd_ids {bad[:5].tolist()} are out of range; {path} holds ids 0..{n_images - 1}."
+        )
+    load_captions(layout, ids)
+
+
 def load_stimulus_images(layout: NSDLayout, nsd_ids: Sequence[int] | np.ndarray) -> np.ndarray:
     """Read images by ``nsd_id``, in the order given (repeats and any order allowed).
 
@@ -29,11 +87,9 @@ def load_stimulus_images(layout: NSDLayout, nsd_ids: Sequence[int] | np.ndarray)
     images : ndarray of uint8, shape (n_ids, height, width, 3)
         425 × 425 RGB in NSD.
     """
-    import h5py
-
     ids = np.asarray(nsd_ids, dtype=np.int64).ravel()
     path = layout.require(layout.stimuli())
-    with h5py.File(path, "r") as f:
+    with _open_stimuli(layout, path) as f:
         brick = f["imgBrick"]
         n_images = brick.shape[0]
         bad = ids[(ids < 0) | (ids >= n_images)]
@@ -86,13 +142,7 @@ def load_captions(
     by_split: dict[str, dict[int, list[str]]] = {}
     for split in pd.unique(rows["cocoSplit"]):
         path = layout.require(layout.captions(split))
-        with open(path) as f:
-            annotations = json.load(f)["annotations"]
-        grouped: dict[int, list[str]] = defaultdict(list)
-        for ann in annotations:
-            grouped[int(ann["image_id"])].append(ann["caption"].strip())
-        by_split[split] = grouped
-        logger.debug("read %d captions from %s", len(annotations), path)
+        by_split[split] = _read_captions(layout, path)
     captions = []
     for nsd_id, coco_id, split in zip(ids, rows["cocoId"], rows["cocoSplit"], strict=True):
         found = by_split[split].get(int(coco_id))

@@ -86,16 +86,21 @@ def _prepare(ctx: RunContext) -> dict:
     d = ctx.config.data
     out = {}
     for subject in d.subjects:
-        for name, (atlas, rois) in {
-            "decoding": (d.atlas, (d.z_roi, d.c_roi)),
-            "encoding": (d.encoding_atlas, (d.encoding_roi,)),
-        }.items():
+        for name, (atlas, rois) in _split_rois(d).items():
             _, path = prepare_subject(
                 ctx.layout, subject, ctx.stage_dir("prepare"), rois=rois, atlas=atlas,
                 split=d.split, fmt=d.fmt, zscore=d.zscore, order=d.order, progress=ctx.progress,
             )  # fmt: skip
             out[f"{subject}/{name}"] = path.name
     return out
+
+
+def _split_rois(d) -> dict[str, tuple]:
+    """The two splits prepared per subject: name → (atlas, ROIs)."""
+    return {
+        "decoding": (d.atlas, (d.z_roi, d.c_roi)),
+        "encoding": (d.encoding_atlas, (d.encoding_roi,)),
+    }
 
 
 def _split(ctx: RunContext, subject: int, name: str):
@@ -621,30 +626,26 @@ def run_pipeline(
 
     check_choices("stages", stages, STAGES)
     check_choices("force", force, STAGES)
+    if not list(stages):
+        raise ValueError(f"stages is empty; allowed: any of {list(STAGES)}.")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     if layout is None:
         layout = NSDLayout.from_root(config.data.nsd_root, annotations_dir=config.data.annotations_dir)
     ctx = RunContext(config=config, out_dir=out_dir, layout=layout, ldm=ldm, demo=demo,
                      progress=progress)  # fmt: skip
+    plan = _plan(ctx, stages, force)
+    # Every input the stages to run will read is checked before anything is written.
+    check_inputs(ctx, [stage for stage, _, done in plan if not done])
+    out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "config.toml") as tmp:
         tmp.write_text(run_config_to_toml(config))
-    summary, upstream = {}, ""
-    for stage in STAGES:
-        if stage not in stages:
-            continue
-        fn = STAGE_FUNCTIONS.get(stage)
-        if fn is None:
-            continue
-        key = _stage_hash(ctx, stage, upstream)
+    summary = {}
+    for stage, key, done in plan:
         marker = out_dir / stage / ".done.json"
-        if marker.exists() and stage not in force:
-            done = json.loads(marker.read_text())
-            if done.get("hash") == key:
-                logger.info("stage %s: done already, skipped", stage)
-                summary[stage] = done["outputs"]
-                upstream = key
-                continue
+        if done:
+            logger.info("stage %s: done already, skipped", stage)
+            summary[stage] = json.loads(marker.read_text())["outputs"]
+            continue
         started = out_dir / stage / ".started.json"
         stale = started.exists() and json.loads(started.read_text()).get("hash") != key
         if stage in force or stale:  # other settings: start this stage afresh
@@ -653,8 +654,64 @@ def run_pipeline(
             shutil.rmtree(out_dir / stage, ignore_errors=True)
         write_json_atomic(started, {"hash": key})  # same hash later: resume, keep outputs
         logger.info("stage %s: running", stage)
-        outputs = fn(ctx)
+        outputs = STAGE_FUNCTIONS[stage](ctx)
         write_json_atomic(marker, {"hash": key, "outputs": outputs})
         summary[stage] = outputs
-        upstream = key
     return summary
+
+
+def _plan(ctx: RunContext, stages: Sequence[str], force: Sequence[str]) -> list[tuple]:
+    """``(stage, key, done)`` for each requested stage, in pipeline order."""
+    plan, upstream = [], ""
+    for stage in STAGES:
+        if stage not in stages or stage not in STAGE_FUNCTIONS:
+            continue
+        key = _stage_hash(ctx, stage, upstream)
+        marker = ctx.out_dir / stage / ".done.json"
+        done = (
+            stage not in force
+            and marker.exists()
+            and json.loads(marker.read_text()).get("hash") == key
+        )
+        plan.append((stage, key, done))
+        upstream = key
+    return plan
+
+
+def check_inputs(ctx: RunContext, stages: Sequence[str]) -> None:
+    """Check the settings and files that ``stages`` will read, before any of them runs.
+
+    NSD files are checked from their headers (betas) or read (design, ROIs,
+    captions); the model and weights folders must exist.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Naming the setting or the file at fault.
+    """
+    from brainldm.nsd import check_split_inputs, check_stimulus_inputs, load_trials
+
+    c = ctx.config
+    d = c.data
+    if "prepare" in stages:
+        for subject in d.subjects:
+            for atlas, rois in _split_rois(d).values():
+                check_split_inputs(ctx.layout, subject, rois, atlas, d.split, fmt=d.fmt)
+    if "features" in stages:
+        ids = [load_trials(ctx.layout, subject, fmt=d.fmt).nsd_ids for subject in d.subjects]
+        check_stimulus_inputs(ctx.layout, np.unique(np.concatenate(ids)))
+    needs_ldm = {"features", "reconstruct", "encode"} & set(stages)
+    if needs_ldm and ctx.ldm is None:
+        if c.features.model is None:
+            raise ValueError(
+                f"features.model is not set, and the stage(s) {sorted(needs_ldm)} need the LDM: "
+                "give a local Stable Diffusion v1.x folder or checkpoint (e.g. sd-v1-4.ckpt) "
+                "in the config's [features] section."
+            )
+        if not Path(c.features.model).exists():
+            raise FileNotFoundError(f"features.model={c.features.model!r} does not exist.")
+    if "evaluate" in stages and c.evaluation.weights_dir is not None:
+        if not Path(c.evaluation.weights_dir).is_dir():
+            raise FileNotFoundError(
+                f"evaluation.weights_dir={c.evaluation.weights_dir!r} is not a folder."
+            )
