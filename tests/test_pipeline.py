@@ -129,6 +129,41 @@ def test_killed_run_resumes_to_the_same_outputs(demo_run, tmp_path):
             np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-6)
 
 
+def test_encode_killed_at_any_point_resumes_to_identical_arrays(demo_run, tmp_path):
+    """SIGKILL inside the encode stage at three points, then a clean run.
+
+    The kills are placed by fault injection in the child (``kill_driver.py``): in
+    the middle of filling the zc/U-Net feature stores, between voxel-block fits,
+    and halfway through writing a result file. Every encoding array must then be
+    identical to the uninterrupted demo's, and no temporary file may be left.
+    """
+    reference, _ = demo_run
+    run = tmp_path / "demo"
+    driver = [sys.executable, str(Path(__file__).parent / "kill_driver.py")]
+    for point in ("zc_store", "fit", "write"):
+        proc = subprocess.run([*driver, point, str(run)], capture_output=True, text=True,
+                              timeout=1500)  # fmt: skip
+        assert proc.returncode == -signal.SIGKILL, (point, proc.stderr[-2000:])
+        assert (run / "encode" / ".started.json").exists(), point
+        assert not (run / "encode" / ".done.json").exists(), point
+    assert list(run.rglob(".tmp-*")), "the 'write' kill should leave a partial temporary file"
+    proc = subprocess.run([*driver, "none", str(run)], capture_output=True, text=True,
+                          timeout=1500)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not list(run.rglob(".tmp-*"))
+    files = sorted(p.relative_to(reference) for p in (reference / "encode").rglob("*.npz"))
+    assert len(files) > 10
+    assert files == sorted(p.relative_to(run) for p in (run / "encode").rglob("*.npz"))
+    for rel in files:
+        with np.load(reference / rel) as a, np.load(run / rel) as b:
+            assert a.files == b.files, rel
+            for key in a.files:
+                np.testing.assert_array_equal(a[key], b[key], err_msg=f"{rel}:{key}")
+    for store in sorted((reference / "features").glob("*_s*_f*")):  # zc and U-Net stores
+        for entry in sorted(store.glob("*.npy")):
+            np.testing.assert_array_equal(np.load(entry), np.load(run / entry.relative_to(reference)))
+
+
 def test_report_renders_in_chromium(demo_run, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:

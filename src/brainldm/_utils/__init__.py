@@ -9,7 +9,7 @@ from brainldm._utils._checks import (
     check_sequence,
     check_text,
 )
-from brainldm._utils._io import atomic_path, write_json_atomic
+from brainldm._utils._io import atomic_path, remove_temporaries, write_json_atomic
 
 __all__ = [
     "atomic_path",
@@ -20,5 +20,6 @@ __all__ = [
     "check_positive_int",
     "check_sequence",
     "check_text",
+    "remove_temporaries",
     "write_json_atomic",
 ]

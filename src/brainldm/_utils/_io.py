@@ -46,3 +46,30 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def remove_temporaries(folders, recursive: bool = False) -> int:
+    """Delete the ``.tmp-*`` files of :func:`atomic_path` that a killed process left behind.
+
+    Call it only where no other process is writing (at the start of a stage that
+    owns the folders, or after every worker has finished).
+
+    Parameters
+    ----------
+    folders : iterable of path-like
+        Folders to clean; missing ones are skipped.
+    recursive : bool
+        Also clean their sub-folders.
+
+    Returns
+    -------
+    n_removed : int
+    """
+    n = 0
+    for folder in folders:
+        folder = Path(folder)
+        for path in folder.rglob(".tmp-*") if recursive else folder.glob(".tmp-*"):
+            if path.is_file() or path.is_symlink():
+                path.unlink(missing_ok=True)
+                n += 1
+    return n

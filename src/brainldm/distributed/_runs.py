@@ -69,11 +69,9 @@ def _gpus_per_worker(executor: str, device: str, num_gpus_per_worker: float | No
 
 def _remove_temporaries(folders: Sequence[Path]) -> int:
     """Delete the ``.tmp-*`` files that killed workers left behind (atomic_path's names)."""
-    n = 0
-    for folder in folders:
-        for path in folder.glob(".tmp-*"):
-            path.unlink(missing_ok=True)
-            n += 1
+    from brainldm._utils import remove_temporaries
+
+    n = remove_temporaries(folders)
     if n:
         logger.info("removed %d temporary file(s) left by interrupted workers", n)
     return n

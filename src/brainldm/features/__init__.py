@@ -9,7 +9,7 @@ from brainldm.features._extract import (
     encode_zc,
     latents_to_init_latents,
 )
-from brainldm.features._store import FeatureStore, extract_features, fill_store
+from brainldm.features._store import FeatureStore, extract_features, fill_store, fixed_batches
 
 __all__ = [
     "encode_image_latents",
@@ -21,5 +21,6 @@ __all__ = [
     "latents_to_init_latents",
     "FeatureStore",
     "fill_store",
+    "fixed_batches",
     "extract_features",
 ]

@@ -108,6 +108,18 @@ class FeatureStore:
         return np.stack([cache[i] for i in ids]) if ids else np.empty((0,))
 
 
+def fixed_batches(nsd_ids: Sequence[int], batch_size: int) -> list[np.ndarray]:
+    """Split the unique ``nsd_ids`` (first-seen order) into consecutive batches.
+
+    The batches depend on the ids alone, never on what is stored already, so a
+    resumed run computes every entry in the same batch as an uninterrupted one
+    and gets the same bits (a batch of another size or content can differ in the
+    last bits of float32 results).
+    """
+    unique = np.array(list(dict.fromkeys(int(i) for i in nsd_ids)), dtype=np.int64)
+    return [unique[i : i + batch_size] for i in range(0, len(unique), batch_size)]
+
+
 def fill_store(
     store: FeatureStore,
     nsd_ids: Sequence[int],
@@ -132,14 +144,13 @@ def fill_store(
     """
     from tqdm.auto import tqdm
 
-    todo = store.missing(nsd_ids)
-    for start in tqdm(
-        range(0, len(todo), batch_size), disable=not progress, desc=f"features {store.name}"
-    ):
-        ids = todo[start : start + batch_size]
+    # Whole fixed batches are computed (see fixed_batches): resuming gives the same bits.
+    todo = [ids for ids in fixed_batches(nsd_ids, batch_size) if len(store.missing(ids))]
+    for ids in tqdm(todo, disable=not progress, desc=f"features {store.name}"):
         store.put(ids, compute(ids))
-    logger.info("feature %s: %d computed, %d stored", store.name, len(todo), len(store))
-    return len(todo)
+    n_computed = sum(len(ids) for ids in todo)
+    logger.info("feature %s: %d computed, %d stored", store.name, n_computed, len(store))
+    return n_computed
 
 
 def extract_features(

@@ -415,7 +415,8 @@ def _zc_names(ctx: RunContext) -> dict:
 
 def _fill_zc(ctx: RunContext, ids: np.ndarray) -> None:
     """zc and U-Net activations of ``ids`` at every strength, into feature stores."""
-    from brainldm.features import FeatureStore, encode_zc
+    from brainldm._utils import remove_temporaries
+    from brainldm.features import FeatureStore, encode_zc, fixed_batches
 
     f = ctx.config.features
     names = _zc_names(ctx)
@@ -424,9 +425,12 @@ def _fill_zc(ctx: RunContext, ids: np.ndarray) -> None:
     for s in f.zc_strengths:
         stores = {k: FeatureStore(ctx.out_dir / "features", v, meta)
                   for k, v in names.items() if k[0] == s}  # fmt: skip
-        todo = stores[(s, f.zc_fractions[0])].missing(ids)
-        for start in range(0, len(todo), f.batch_size):
-            batch = todo[start : start + f.batch_size]
+        remove_temporaries([store.path for store in stores.values()])  # of a killed run
+        for batch in fixed_batches(ids, f.batch_size):
+            # A batch is (re)computed whole while any of its stores misses an entry, so
+            # a run killed between two stores' writes resumes to identical values.
+            if not any(len(store.missing(batch)) for store in stores.values()):
+                continue
             out = encode_zc(
                 ctx.get_ldm(), z_store.get(batch), c_store.get(batch), strength=s,
                 fractions=f.zc_fractions, unet_layers=_unet_layers(ctx),
@@ -621,7 +625,12 @@ def run_pipeline(
     summary : dict of str to dict
         What each stage recorded in its marker.
     """
-    from brainldm._utils import atomic_path, check_choices, write_json_atomic
+    from brainldm._utils import (
+        atomic_path,
+        check_choices,
+        remove_temporaries,
+        write_json_atomic,
+    )
     from brainldm.nsd import NSDLayout
 
     check_choices("stages", stages, STAGES)
@@ -653,6 +662,8 @@ def run_pipeline(
 
             shutil.rmtree(out_dir / stage, ignore_errors=True)
         write_json_atomic(started, {"hash": key})  # same hash later: resume, keep outputs
+        if remove_temporaries([out_dir / stage], recursive=True):
+            logger.info("stage %s: removed temporary files of an interrupted run", stage)
         logger.info("stage %s: running", stage)
         outputs = STAGE_FUNCTIONS[stage](ctx)
         write_json_atomic(marker, {"hash": key, "outputs": outputs})
