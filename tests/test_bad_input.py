@@ -34,7 +34,8 @@ BAD_SETTINGS = [
     ("subjects as text", ["--set", 'data.subjects="1"'], "data.subjects='1'"),
     ("fractional subject", ["--set", "data.subjects=[1.5]"], "data.subjects[0]=1.5"),
     ("repeated subject", ["--set", "data.subjects=[1, 1]"], "data.subjects=[1, 1]"),
-    ("strength list item", ["--set", "features.zc_strengths=[1.5]"], "features.zc_strengths[0]=1.5"),
+    ("strength list item", ["--set", "features.zc_strengths=[1.5]"],
+     "features.zc_strengths[0]=1.5"),
     ("empty fractions", ["--set", "features.zc_fractions=[]"], "features.zc_fractions=[]"),
     ("zero alpha", ["--set", "decoding.alphas=[0, 1]"], "decoding.alphas[0]=0"),
     ("q above 1", ["--set", "encoding.q=2"], "encoding.q=2"),
@@ -175,5 +176,5 @@ def test_messages_name_the_file_not_just_the_error(fake_nsd_copy, tmp_path):
         load_betas(fake_nsd_copy, 1, [1], mask)
     for captions in fake_nsd_copy.captions("train2017").parent.glob("captions_*.json"):
         captions.write_text("{")
-    with pytest.raises(ValueError, match=r"cannot read the COCO captions file .*captions_\w+\.json"):
+    with pytest.raises(ValueError, match=r"cannot read the COCO captions file .*captions_"):
         load_captions(fake_nsd_copy, [0, 1, 2])

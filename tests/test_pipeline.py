@@ -161,7 +161,8 @@ def test_encode_killed_at_any_point_resumes_to_identical_arrays(demo_run, tmp_pa
                 np.testing.assert_array_equal(a[key], b[key], err_msg=f"{rel}:{key}")
     for store in sorted((reference / "features").glob("*_s*_f*")):  # zc and U-Net stores
         for entry in sorted(store.glob("*.npy")):
-            np.testing.assert_array_equal(np.load(entry), np.load(run / entry.relative_to(reference)))
+            resumed = np.load(run / entry.relative_to(reference))
+            np.testing.assert_array_equal(np.load(entry), resumed, err_msg=str(entry))
 
 
 def test_report_renders_in_chromium(demo_run, tmp_path):

@@ -110,6 +110,7 @@ def nets():
 
 def _net(nets, name):
     if name not in nets:
+        torch.manual_seed(0)  # random weights: the same network (and margins) every run
         nets[name] = build_network(name, clip_config=TINY_CLIP)
     return nets[name]
 
@@ -272,7 +273,9 @@ def test_extract_features_keeps_sample_axis_and_batches(nets):
     a = extract_features(imgs, model, ["features.4"], prep, batch_size=4)["features.4"]
     b = extract_features(imgs.reshape(6, 64, 64, 3), model, ["features.4"], prep, batch_size=6)
     assert a.shape == (3, 2, 192 * 31 * 31)
-    np.testing.assert_allclose(a.reshape(6, -1), b["features.4"], rtol=1e-5, atol=1e-6)
+    # float32 convolutions at batch 4 and 6: equal to float32 precision (a kernel may pick
+    # another algorithm by batch size, so no bit-equality)
+    np.testing.assert_allclose(a.reshape(6, -1), b["features.4"], rtol=1e-4, atol=1e-5)
     # hooks are removed afterwards
     assert not any(m._forward_hooks for m in model.modules())
 

@@ -37,7 +37,7 @@ def test_z_posterior_sample(tiny_ldm, images):
     a = encode_image_latents(tiny_ldm, images[:2], posterior="sample", seeds=[1, 2])
     b = encode_image_latents(tiny_ldm, images[:2], posterior="sample", seeds=[1, 2], batch_size=1)
     c = encode_image_latents(tiny_ldm, images[:2], posterior="sample", seeds=[1, 3])
-    np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=5e-5)  # batch 2 vs 1: float32 kernels
     assert not np.allclose(a[1], c[1]) and np.allclose(a[0], c[0], atol=1e-5)
     # reference: mean + std * N(0, 1) drawn from torch.Generator(seed), × scaling factor
     pil = Image.fromarray(images[0]).resize((320, 320), Image.Resampling.LANCZOS)

@@ -169,7 +169,8 @@ def test_login_rules(run_dir):
     assert client.post("/api/login", json={"name": "alice", "code": "0" * 20}).status_code == 403
     bob = client.post("/api/login", json={"name": "bob"}).json["token"]
     assert client.post("/api/login", json={"name": "alice", "code": bob}).status_code == 403
-    for bad in ("../etc", "", "a" * 65, " alice", "alice\n", "bob\n", "al\nice", 7, None, ["alice"]):
+    bad_names = ("../etc", "", "a" * 65, " alice", "alice\n", "bob\n", "al\nice", 7, None, ["x"])
+    for bad in bad_names:
         assert client.post("/api/login", json={"name": bad}).status_code == 400, bad
 
 

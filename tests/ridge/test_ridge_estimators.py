@@ -195,7 +195,11 @@ def test_torch_backend_matches_numpy(shape, strategy):
     pytest.importorskip("torch")
     X, Y, _ = _problem(*shape, q=9)
     for dtype, tol in [("float64", 1e-9), ("float32", 2e-4)]:
-        kw = dict(alphas=ALPHAS, dtype=dtype, n_targets_batch=4, cv_strategy=strategy)
+        # At the smallest alpha the dual nearly interpolates: two alphas' float32 CV
+        # scores then differ by 5e-5 relative, less than torch and numpy float32 kernels
+        # disagree on some CPUs, so the float32 pass leaves it out (float64 keeps it).
+        alphas = ALPHAS if dtype == "float64" else ALPHAS[1:]
+        kw = dict(alphas=alphas, dtype=dtype, n_targets_batch=4, cv_strategy=strategy)
         ref = RidgeCV(**kw).fit(X, Y)
         ours = RidgeCV(backend="torch", device="cpu", **kw).fit(X, Y)
         assert isinstance(ours.coef_, np.ndarray) and ours.coef_.dtype == dtype

@@ -57,7 +57,7 @@ def test_float32_predictions_are_invariant_to_row_order_and_subsets(estimator):
     np.testing.assert_allclose(model.predict(X[7:19]), pred[7:19], rtol=RTOL32, atol=ATOL32)
 
 
-@pytest.mark.parametrize(("estimator32", "estimator64"), list(zip(FLOAT32, FLOAT64)),
+@pytest.mark.parametrize(("estimator32", "estimator64"), list(zip(FLOAT32, FLOAT64, strict=True)),
                          ids=_ids(FLOAT32))  # fmt: skip
 def test_float32_fit_equals_float64_fit_to_float32_precision(estimator32, estimator64):
     X, Y = _problem(seed=2)

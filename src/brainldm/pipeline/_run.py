@@ -96,7 +96,7 @@ def _prepare(ctx: RunContext) -> dict:
 
 
 def _split_rois(d) -> dict[str, tuple]:
-    """The two splits prepared per subject: name → (atlas, ROIs)."""
+    """Return the two splits prepared per subject: name → (atlas, ROIs)."""
     return {
         "decoding": (d.atlas, (d.z_roi, d.c_roi)),
         "encoding": (d.encoding_atlas, (d.encoding_roi,)),
@@ -639,7 +639,8 @@ def run_pipeline(
         raise ValueError(f"stages is empty; allowed: any of {list(STAGES)}.")
     out_dir = Path(out_dir)
     if layout is None:
-        layout = NSDLayout.from_root(config.data.nsd_root, annotations_dir=config.data.annotations_dir)
+        d = config.data
+        layout = NSDLayout.from_root(d.nsd_root, annotations_dir=d.annotations_dir)
     ctx = RunContext(config=config, out_dir=out_dir, layout=layout, ldm=ldm, demo=demo,
                      progress=progress)  # fmt: skip
     plan = _plan(ctx, stages, force)
