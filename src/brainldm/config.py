@@ -76,10 +76,6 @@ def _list_of(check, what: str, min_len: int = 1, unique: bool = False):
     )
 
 
-def _text(name, value):
-    return check_text(name, value)
-
-
 def _device(name, value):
     if not isinstance(value, str) or not re.fullmatch(r"cpu|cuda(:\d+)?|mps", value):
         raise ValueError(f"{name}={value!r} is not valid; allowed: 'cpu', 'cuda', 'cuda:N', 'mps'.")
@@ -166,7 +162,7 @@ class ReconstructionConfig(_Section):
         "n_samples": _integer(),
         "seed": _integer(low=0),
         "timesteps": _option(("compvis", "diffusers")),
-        "image_size": lambda name, value: _multiple_of_8(name, value),
+        "image_size": _multiple_of_8,
         "init_posterior": _option(("sample", "mean")),
     }
 
@@ -186,17 +182,17 @@ class DataConfig(_Section):
 
     _section = "data"
     _checks = {
-        "nsd_root": _optional(_text),
-        "annotations_dir": _optional(_text),
+        "nsd_root": _optional(check_text),
+        "annotations_dir": _optional(check_text),
         "subjects": _list_of(_integer(), "subject numbers ≥ 1", unique=True),
         "split": _option(SPLIT_PRESETS),
         # One label name each; the ROIs themselves are checked against the atlas
         # on disk before a run starts (brainldm.pipeline.check_inputs).
-        "z_roi": _text,
-        "c_roi": _text,
-        "atlas": _text,
-        "encoding_atlas": _text,
-        "encoding_roi": _text,
+        "z_roi": check_text,
+        "c_roi": check_text,
+        "atlas": check_text,
+        "encoding_atlas": check_text,
+        "encoding_roi": check_text,
         "fmt": _option(("hdf5", "nifti")),
         "zscore": check_bool,
         "order": _option(("first_presentation", "sorted")),
@@ -222,12 +218,12 @@ class FeaturesConfig(_Section):
 
     _section = "features"
     _checks = {
-        "model": _optional(_text),
+        "model": _optional(check_text),
         "z_posterior": _option(("sample", "mean")),
         "batch_size": _integer(),
         "zc_strengths": _list_of(_FRACTION, "numbers in (0, 1]", unique=True),
         "zc_fractions": _list_of(_FRACTION, "numbers in (0, 1]", unique=True),
-        "unet_layers": _list_of(_text, "U-Net module names", min_len=0, unique=True),
+        "unet_layers": _list_of(check_text, "U-Net module names", min_len=0, unique=True),
         "device": _device,
     }
 
@@ -282,7 +278,7 @@ class EvaluationConfig(_Section):
         "protocols": _list_of(
             _option(("takagi", "mindeye", "braindiffuser")), "protocol names", unique=True
         ),
-        "weights_dir": _optional(_text),
+        "weights_dir": _optional(check_text),
         "n_bootstrap": _integer(),
         "device": _device,
     }
@@ -359,7 +355,7 @@ class ScaleConfig(_Section):
     _section = "scale"
     _checks = {
         "executor": _option(("local", "ray")),
-        "address": _optional(_text),
+        "address": _optional(check_text),
         "n_workers": _optional(_integer()),
         "shard_size": _integer(),
         "voxel_batch_size": _optional(_integer()),
