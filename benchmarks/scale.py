@@ -57,8 +57,9 @@ def main() -> None:
     import torch
 
     from brainldm.config import ReconstructionConfig
-    from brainldm.distributed import run_reconstruction
+    from brainldm.distributed import Execution
     from brainldm.ldm import make_tiny_ldm, save_ldm
+    from brainldm.reconstruction import run_reconstruction
 
     work = Path(tempfile.mkdtemp(prefix="brainldm_bench_scale_"))
     model = save_ldm(make_tiny_ldm(seed=0), work / "model")
@@ -68,7 +69,7 @@ def main() -> None:
     ids = list(range(args.images))
     config = ReconstructionConfig(num_inference_steps=args.steps, n_samples=1,
                                   image_size=args.image_size)  # fmt: skip
-    common = dict(conditions=("zc",), config=config, shard_size=args.shard_size)
+    common = dict(conditions=("zc",), config=config)
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
@@ -79,18 +80,18 @@ def main() -> None:
     torch.set_num_threads(1)
 
     runs = {
-        "local": dict(executor="local"),
-        "ray, 1 worker": dict(executor="ray", n_workers=1),
-        "ray, 2 workers": dict(executor="ray", n_workers=2),
+        "local": Execution(executor="local", shard_size=args.shard_size),
+        "ray, 1 worker": Execution(executor="ray", n_workers=1, shard_size=args.shard_size),
+        "ray, 2 workers": Execution(executor="ray", n_workers=2, shard_size=args.shard_size),
     }
     results, outs = {}, []
     for repeat in range(args.repeats):
-        for name, kwargs in runs.items():
+        for name, execution in runs.items():
             out = work / f"{name.replace(', ', '_').replace(' ', '')}_{repeat}"
             busy0, t0 = _busy_cpu_seconds(), time.perf_counter()
-            run_reconstruction(model, z, c, ids, out, **common, **kwargs)
+            run_reconstruction(model, z, c, ids, out, **common, execution=execution)
             busy1, t1 = _busy_cpu_seconds(), time.perf_counter()
-            run_reconstruction(model, z, c, ids, out, **common, **kwargs)  # nothing left to do
+            run_reconstruction(model, z, c, ids, out, **common, execution=execution)  # nothing left to do
             run = {"seconds": t1 - t0, "fixed": time.perf_counter() - t1,
                    "busy": (busy1 - busy0) / (t1 - t0)}  # fmt: skip
             if name not in results or run["seconds"] < results[name]["seconds"]:

@@ -147,7 +147,7 @@ def test_a_corrupt_captions_file_is_named_before_anything_is_written(
     model = tmp_path / "model"
     model.mkdir()
     out = tmp_path / "out"
-    extra = ["--stages", "features", "--set", f'features.model="{model}"']
+    extra = ["--stages", "prepare,features", "--set", f'features.model="{model}"']
     code = _run(fake_nsd_copy.root, out, extra)
     err = _assert_failed_cleanly(capsys, code, 1, "cannot read the COCO captions file", out)
     assert any(str(path) in err for path in files)

@@ -235,3 +235,48 @@ def test_human_ratings_join_the_report(demo_run, tmp_path):
     z = results.pooled.set_index("condition").loc["z"]
     assert f"<td>{z.accuracy:.3f}</td>" in html and f"<td>{int(z.n_judgements)}</td>" in html
     assert refresh_report(tmp_path / "not_a_run") is None
+
+
+def _tree(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}  # fmt: skip
+
+
+def _marker_stamps(run: Path) -> dict:
+    from brainldm.pipeline import STAGES
+
+    return {s: (run / s / ".done.json").stat().st_mtime_ns for s in STAGES}
+
+
+def test_stages_reconstruct_on_a_finished_run_is_skipped_and_keeps_every_byte(demo_run):
+    """The defect of issue 13: `--stages reconstruct` deleted and recomputed a finished stage."""
+    run, _ = demo_run
+    before, stamps = _tree(run / "reconstruct"), _marker_stamps(run)
+    out = subprocess.run([BRAINLDM, "-v", "demo", "--out", str(run), "--stages", "reconstruct"],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "stage reconstruct: finished already, skipped" in out.stderr
+    assert "removing" not in out.stderr
+    assert _tree(run / "reconstruct") == before
+    assert _marker_stamps(run) == stamps
+
+
+def test_changing_only_the_report_recomputes_nothing_upstream(demo_run, tmp_path):
+    from brainldm.config import make_run_config
+    from brainldm.nsd import NSDLayout
+    from brainldm.pipeline import STAGES, run_pipeline
+
+    reference, _ = demo_run
+    run = tmp_path / "run"  # a copy; the inputs (NSD, model) stay where the demo wrote them
+    shutil.copytree(reference, run, ignore=shutil.ignore_patterns("nsd", "model"))
+    config = make_run_config("demo", {
+        "data": {"nsd_root": str(reference / "nsd"), "subjects": (1, 2)},
+        "features": {"model": str(reference / "model")}, "report": {"n_gallery_images": 2}})  # fmt: skip
+    stamps, trees = _marker_stamps(run), {s: _tree(run / s) for s in STAGES[:-1]}
+    run_pipeline(config, run, layout=NSDLayout(reference / "nsd"), demo=True)
+    after = _marker_stamps(run)
+    assert {s: after[s] == stamps[s] for s in STAGES} == {s: s != "report" for s in STAGES}
+    assert {s: _tree(run / s) for s in STAGES[:-1]} == trees
+    html = (run / "report" / "report.html").read_text()
+    assert html.count('alt="original"') == 2 * 2  # two images for each of two subjects
+    assert (reference / "report" / "report.html").read_text().count('alt="original"') > 4

@@ -16,36 +16,9 @@ from brainldm._utils import (
     check_sequence,
     check_text,
 )
-
-
-@dataclass(frozen=True)
-class SplitPreset:
-    """Which sessions to use; test = shared images, train = the rest.
-
-    Attributes
-    ----------
-    name : str
-    max_session : int or None
-        Use the sessions on disk numbered 1..max_session; None for every session.
-    description : str
-    """
-
-    name: str
-    max_session: int | None
-    description: str
-
-
-#: Train/test split presets. The test set is always the shared images
-#: (``sharedix``) averaged over their repeats; training uses single trials.
-SPLIT_PRESETS: dict[str, SplitPreset] = {
-    # seed_code.md §2: sessions 1-37 (the public release in 2022-23) -> 982 test images (subj01).
-    "takagi2023": SplitPreset(
-        "takagi2023", 37, "Takagi & Nishimoto 2023: sessions 1-37 (982 shared test images)."
-    ),
-    # Every released session (1-40 today) -> 1000 shared test images for subjects 1, 2, 5, 7.
-    "modern": SplitPreset("modern", None, "All sessions on disk (1000 shared test images)."),
-}
-
+from brainldm.distributed import Execution
+from brainldm.nsd import SPLIT_PRESETS, SplitPreset  # noqa: F401 (NSD facts, named here too)
+from brainldm.ridge import TAKAGI2023_RIDGE
 
 # ---------------------------------------------------------------------------
 # Checks of single settings: each takes the setting's full name ("section.key")
@@ -254,12 +227,13 @@ class DecodingConfig(_Section):
         "standardize_Y": check_bool,
     }
 
-    alphas: tuple = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0)  # seed_code.md §4
-    cv: int = 5
+    # The seed's ridge (seed_code.md §4), whose one home is brainldm.ridge.TAKAGI2023_RIDGE.
+    alphas: tuple = tuple(TAKAGI2023_RIDGE["alphas"])
+    cv: int = TAKAGI2023_RIDGE["cv"]
     grouped_folds: bool = False  # the seed's KFold leaks repeats across folds
-    fit_intercept: bool = False  # the seed fits none on uncentred Y
-    standardize_X: bool = True
-    standardize_Y: bool = False
+    fit_intercept: bool = TAKAGI2023_RIDGE["fit_intercept"]  # none on uncentred Y
+    standardize_X: bool = TAKAGI2023_RIDGE["standardize_X"]
+    standardize_Y: bool = TAKAGI2023_RIDGE["standardize_Y"]
 
 
 @dataclass(frozen=True)
@@ -343,14 +317,15 @@ class ScaleConfig(_Section):
     these settings changes a result, so none is part of a stage's cache key.
     """
 
-    executor: str = "local"
-    address: str | None = None
-    n_workers: int | None = None
-    shard_size: int = 8  # images per shard of features and reconstruction
-    voxel_batch_size: int | None = None  # voxels per encoding work item; None: all
-    num_cpus_per_worker: float = 1
-    num_gpus_per_worker: float | None = None  # None: 1 with a CUDA device, else 0
-    max_retries: int = 3
+    # Defaults are Execution's (brainldm.distributed), the one home of these settings.
+    executor: str = Execution.executor
+    address: str | None = Execution.address
+    n_workers: int | None = Execution.n_workers
+    shard_size: int = Execution.shard_size  # images per shard of features and reconstruction
+    voxel_batch_size: int | None = Execution.voxel_batch_size  # voxels per encoding work item
+    num_cpus_per_worker: float = Execution.num_cpus_per_worker
+    num_gpus_per_worker: float | None = Execution.num_gpus_per_worker  # None: 1 with CUDA, else 0
+    max_retries: int = Execution.max_retries
 
     _section = "scale"
     _checks = {
@@ -363,6 +338,11 @@ class ScaleConfig(_Section):
         "num_gpus_per_worker": _optional(_number(low=0)),
         "max_retries": _integer(low=0),
     }
+
+    def execution(self, device: str = "cpu") -> Execution:
+        """These settings as the :class:`~brainldm.distributed.Execution` the stages take."""
+        fields_ = {f.name: getattr(self, f.name) for f in fields(self)}
+        return Execution(**fields_, device=device)
 
 
 @dataclass(frozen=True)
@@ -402,17 +382,27 @@ PRESETS: dict[str, dict] = {
     # What we recommend; departures from the paper are listed in docs/presets.md.
     "recommended": {
         "data": {"split": "modern"},
-        "decoding": {"grouped_folds": True, "fit_intercept": True,
-                     "alphas": (1e-2, 1e-1, 1.0, 10.0, 1e2, 1e3, 1e4, 1e5)},  # fmt: skip
+        "decoding": {
+            "grouped_folds": True,
+            "fit_intercept": True,
+            "alphas": (1e-2, 1e-1, 1.0, 10.0, 1e2, 1e3, 1e4, 1e5),
+        },  # fmt: skip
         "features": {"z_posterior": "mean"},
     },
     # The embedded demo: synthetic NSD, tiny random LDM, small everything.
     "demo": {
         "data": {"subjects": (1, 2), "split": "modern"},
-        "features": {"batch_size": 16, "zc_strengths": (0.5,), "zc_fractions": (0.5, 1.0),
-                     "z_posterior": "mean"},  # fmt: skip
-        "decoding": {"grouped_folds": True, "fit_intercept": True,
-                     "alphas": (1.0, 10.0, 100.0, 1e3, 1e4, 1e5)},  # fmt: skip
+        "features": {
+            "batch_size": 16,
+            "zc_strengths": (0.5,),
+            "zc_fractions": (0.5, 1.0),
+            "z_posterior": "mean",
+        },  # fmt: skip
+        "decoding": {
+            "grouped_folds": True,
+            "fit_intercept": True,
+            "alphas": (1.0, 10.0, 100.0, 1e3, 1e4, 1e5),
+        },  # fmt: skip
         "reconstruction": {"num_inference_steps": 8, "n_samples": 2, "image_size": 128},
         "evaluation": {"n_bootstrap": 200},
         "encoding": {"n_components": 256},

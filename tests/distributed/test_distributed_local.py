@@ -6,16 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brainldm.distributed import (
-    MissingOutputsError,
-    Shard,
-    finalize_features,
-    finalize_reconstruction,
-    make_shards,
-    map_shards,
-    run_feature_extraction,
-    run_reconstruction,
-)
+from brainldm.distributed import Execution, MissingOutputsError, Shard, make_shards, map_shards
+from brainldm.features import finalize_features, run_feature_extraction
+from brainldm.reconstruction import finalize_reconstruction, run_reconstruction
 
 # Small images keep the tiny model fast: z of 4 × 8 × 8 decodes to 64 px.
 IDS = [17, 4, 250, 9, 33]
@@ -73,9 +66,11 @@ def test_map_shards_local():
     assert map_shards(divmod, [7, 9], shared=4) == [(1, 3), (2, 1)]  # fn(item, shared)
     assert map_shards(lambda x, s, sh: x + s + sh, [1], setup=setup, shared=100) == [111]
     with pytest.raises(ValueError, match="executor='local' runs one worker, got n_workers=2"):
-        map_shards(abs, [1], n_workers=2)
+        map_shards(abs, [1], execution=Execution(n_workers=2))
     with pytest.raises(ValueError, match="executor='dask' is not valid; allowed: 'local', 'ray'"):
-        map_shards(abs, [1], executor="dask")
+        map_shards(abs, [1], execution="dask")
+    with pytest.raises(TypeError, match="execution must be an Execution, 'local' or 'ray'"):
+        map_shards(abs, [1], execution=3)
     assert isinstance(make_shards([1], 1)[0], Shard)
 
 
@@ -87,7 +82,7 @@ def test_reconstruction_equals_one_reconstruct_call(tiny_model_dir, tmp_path):
     z, c = _decoded()
     ref = reconstruct(load_ldm(tiny_model_dir), z, c, IDS, tmp_path / "ref", config=_config())
     index = run_reconstruction(tiny_model_dir, z, c, IDS, tmp_path / "run", config=_config(),
-                               shard_size=2)  # fmt: skip
+                               execution=Execution(shard_size=2))  # fmt: skip
     assert index.equals(ref)
     assert _files(tmp_path / "run") == _files(tmp_path / "ref")
     assert len(index) == len(IDS) * 5  # zc and c: 2 samples each, z: 1
@@ -128,7 +123,7 @@ def test_features_equal_one_extract_features_call(tiny_model_dir, tmp_path):
     )  # fmt: skip
     stores = run_feature_extraction(
         tiny_model_dir, tmp_path / "run", IDS, images=images, captions=captions, z_size=32,
-        batch_size=2, shard_size=4,
+        batch_size=2, execution=Execution(shard_size=4),
     )  # fmt: skip
     assert sorted(stores) == ["c", "z"]
     assert _files(tmp_path / "run") == _files(tmp_path / "ref")
@@ -147,17 +142,17 @@ def test_bad_inputs(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="text_embeddings must have one row per nsd_id"):
         run_reconstruction(tiny_model_dir, z, c[:2], IDS, tmp_path)
     with pytest.raises(ValueError, match="device='cuda' needs GPUs on the Ray workers"):
-        run_reconstruction(tiny_model_dir, z, c, IDS, tmp_path, executor="ray", device="cuda",
-                           num_gpus_per_worker=0)  # fmt: skip
+        run_reconstruction(tiny_model_dir, z, c, IDS, tmp_path, execution=Execution(
+            executor="ray", device="cuda", num_gpus_per_worker=0))
     assert not list(tmp_path.iterdir())
 
 
 def test_local_path_never_imports_ray(tiny_model_dir, tmp_path):
     code = (
-        "import sys, numpy as np, brainldm, brainldm.distributed as d\n"
+        "import sys, numpy as np, brainldm, brainldm.distributed as d, brainldm.features as f\n"
         "assert 'ray' not in sys.modules and 'torch' not in sys.modules\n"
         "assert d.map_shards(abs, [-1]) == [1]\n"
-        f"d.run_feature_extraction({str(tiny_model_dir)!r}, {str(tmp_path)!r}, [3], "
+        f"f.run_feature_extraction({str(tiny_model_dir)!r}, {str(tmp_path)!r}, [3], "
         "features=('c',), captions=[['a cat']])\n"
         "print('ray' in sys.modules)\n"
     )
@@ -174,9 +169,10 @@ def test_local_encoding_never_imports_ray():
         "rng = np.random.default_rng(0)\n"
         "X, Y = rng.standard_normal((50, 4)), rng.standard_normal((50, 6))\n"
         "tr, te = {'a': X[:40], 'b': X[:40, :2]}, {'a': X[40:], 'b': X[40:, :2]}\n"
-        "an = e.run_encoding_analyses(tr, te, Y[:40], Y[40:], singles=['a'], pairs=[('a', 'b')],"
-        " n_components=None, cv=3,"
-        " voxel_batch_size=4, executor='local')\n"
+        "from brainldm.distributed import Execution\n"
+        "an = e.run_encoding_analyses(tr, Y[:40], te, Y[40:], singles=['a'], pairs=[('a', 'b')],"
+        " options=e.FitOptions(n_components=None, cv=3),"
+        " execution=Execution(executor='local', voxel_batch_size=4))\n"
         "assert an.results['a+b'].r.shape == (6,)\n"
         "print('ray' in sys.modules)\n"
     )

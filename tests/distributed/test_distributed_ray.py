@@ -11,7 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brainldm.distributed import map_shards, run_feature_extraction, run_reconstruction
+from brainldm.distributed import Execution, map_shards
+from brainldm.features import run_feature_extraction
+from brainldm.reconstruction import run_reconstruction
+
+RAY2 = Execution(executor="ray", n_workers=2)
 
 if importlib.util.find_spec("ray") is None:  # not imported here: see the ray_cluster fixture
     pytest.skip("needs ray (the 'ray' extra)", allow_module_level=True)
@@ -128,7 +132,7 @@ def _assert_not_recomputed(marker: Path):
 def test_map_shards_retries_the_item_of_a_dead_worker(ray_cluster, tmp_path, caplog):
     marker = tmp_path / "died"
     with caplog.at_level(logging.WARNING, logger="brainldm.distributed"):
-        out = map_shards(DieOnItem(3, str(marker)), range(8), executor="ray", n_workers=2)
+        out = map_shards(DieOnItem(3, str(marker)), range(8), execution=RAY2)
     assert out == [x * x for x in range(8)]
     assert marker.exists()
     assert "worker died on 3; retrying (1/3)" in caplog.text
@@ -136,11 +140,11 @@ def test_map_shards_retries_the_item_of_a_dead_worker(ray_cluster, tmp_path, cap
 
 def test_map_shards_errors(ray_cluster):
     with pytest.raises(ValueError, match="no 2"):  # fn's own exception, not retried
-        map_shards(_raise_on_two, [1, 2, 3], executor="ray", n_workers=2)
+        map_shards(_raise_on_two, [1, 2, 3], execution=RAY2)
     with pytest.raises(RuntimeError, match="(?s)failed to start.*no model here"):
-        map_shards(abs, [1, 2], setup=_broken_setup, executor="ray")
+        map_shards(abs, [1, 2], setup=_broken_setup, execution="ray")
     with pytest.raises(RuntimeError, match=r"5: its worker died 2 times \(max_retries=1\)"):
-        map_shards(_always_die, [5], executor="ray", max_retries=1)
+        map_shards(_always_die, [5], execution=Execution(executor="ray", max_retries=1))
 
 
 def _plus_shared(x, shared):
@@ -152,13 +156,15 @@ def test_map_shards_shared_on_ray(ray_cluster):
 
     shared = {"offset": 10, "big": np.zeros(1000)}
     with executor_session("ray"):  # Ray is running already: used, not stopped
-        out = map_shards(_plus_shared, range(4), executor="ray", n_workers=2, shared=shared)
+        out = map_shards(_plus_shared, range(4), execution=RAY2, shared=shared)
     assert out == [1010, 1011, 1012, 1013]
     assert ray_cluster.is_initialized()
 
 
 def _encoding_problem(seed=0, n_img=100, n_test=40, n_vox=60):
     """Feature sets A, B (and a layer set of both); a third of the voxels on each, a third null."""
+    from brainldm.encoding import FitOptions
+
     rng = np.random.default_rng(seed)
     feats = {"A": rng.standard_normal((n_img + n_test, 10)),
              "B": rng.standard_normal((n_img + n_test, 3, 4))}  # fmt: skip
@@ -178,16 +184,18 @@ def _encoding_problem(seed=0, n_img=100, n_test=40, n_vox=60):
         test={k: v[ids_te] for k, v in feats.items()},
         Y_train=responses(ids_tr, 1.0), Y_test=responses(ids_te, 0.6), groups=ids_tr,
         singles=["A"], pairs=[("A", "B")], layer_sets={"step": ["A", "B"]},
-        n_components=8, alphas=(1.0, 10.0, 100.0, 1e3), cv=4,
+        options=FitOptions(n_components=8, alphas=(1.0, 10.0, 100.0, 1e3), cv=4),
     )  # fmt: skip
 
 
 def test_encoding_on_ray_equals_local(ray_cluster):
+    from brainldm.distributed import Execution
     from brainldm.encoding import run_encoding_analyses
 
     problem = _encoding_problem()
     local = run_encoding_analyses(**problem)  # one process, all voxels at once
-    ray = run_encoding_analyses(**problem, executor="ray", voxel_batch_size=25, n_workers=2)
+    on_ray = Execution(executor="ray", voxel_batch_size=25, n_workers=2)
+    ray = run_encoding_analyses(**problem, execution=on_ray)
     assert list(ray.results) == list(local.results) == ["A", "A+B", "B"]
     for name, ref in local.results.items():
         got = ray.results[name]
@@ -219,8 +227,8 @@ def test_reconstruction_on_ray_survives_a_killed_worker(
     # A shard of 2 images makes its 4 zc images (3 U-Net calls each) as one batch,
     # then its z images, then c (4 calls each): the 14th call is in c.
     model = DieAtUnetCall(str(tiny_model_dir), 14, str(marker), str(out))
-    index = run_reconstruction(model, z, c, IDS, out, config=_config(), executor="ray",
-                               n_workers=2, shard_size=2)  # fmt: skip
+    index = run_reconstruction(model, z, c, IDS, out, config=_config(), execution=Execution(
+        executor="ray", n_workers=2, shard_size=2))
     assert marker.exists()
     _assert_not_recomputed(marker)
     assert index.equals(ref)
@@ -231,12 +239,13 @@ def test_features_on_ray_survive_a_killed_worker(ray_cluster, tiny_model_dir, tm
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (len(IDS), 48, 48, 3), dtype=np.uint8)
     captions = [[f"image {i}", f"thing {i}"] for i in range(len(IDS))]
-    kwargs = dict(captions=captions, z_size=32, batch_size=2, shard_size=4)
-    run_feature_extraction(tiny_model_dir, tmp_path / "ref", IDS, images=images, **kwargs)
+    kwargs = dict(captions=captions, z_size=32, batch_size=2)
+    run_feature_extraction(tiny_model_dir, tmp_path / "ref", IDS, images=images,
+                           execution=Execution(shard_size=4), **kwargs)  # fmt: skip
     marker, out = tmp_path / "died", tmp_path / "ray"
     loader = DieAtSecondBatch(IDS, images, str(marker), str(out))
-    stores = run_feature_extraction(tiny_model_dir, out, IDS, images=loader, executor="ray",
-                                    n_workers=2, **kwargs)  # fmt: skip
+    stores = run_feature_extraction(tiny_model_dir, out, IDS, images=loader, execution=Execution(
+        executor="ray", n_workers=2, shard_size=4), **kwargs)
     assert marker.exists()
     _assert_not_recomputed(marker)
     assert sorted(stores) == ["c", "z"] and len(stores["z"]) == len(IDS)

@@ -1,8 +1,12 @@
+import re
+
 import numpy as np
 import pytest
 
 from brainldm.encoding import (
+    EncodingAnalyses,
     EncodingResult,
+    FitOptions,
     best_layer,
     correlation_pvalues,
     fdr_significant,
@@ -45,7 +49,8 @@ def test_pvalues_match_monte_carlo():
     null = np.array([np.corrcoef(rng.standard_normal(n), rng.standard_normal(n))[0, 1]
                      for _ in range(20000)])  # fmt: skip
     for r in (0.1, 0.3, 0.5):
-        assert correlation_pvalues(np.array([r]), n)[0] == pytest.approx((null >= r).mean(), abs=0.01)
+        expected = pytest.approx((null >= r).mean(), abs=0.01)
+        assert correlation_pvalues(np.array([r]), n)[0] == expected
     with pytest.raises(ValueError, match="n must be > 2"):
         correlation_pvalues(np.array([0.1]), 2)
 
@@ -77,12 +82,15 @@ def test_planted_spaces_recovered_and_fdr_controlled():
 def test_joint_model_unique_variance_sign():
     d = _planted(7)
     an = run_encoding_analyses(
-        {s: d[s][d["ids_tr"]] for s in "AB"}, {s: d[s][d["ids_te"]] for s in "AB"},
-        d["Ytr"], d["Yte"], singles=["A", "B"], pairs=[("A", "B")], groups=d["ids_tr"],
-        n_components=None,
+        {s: d[s][d["ids_tr"]] for s in "AB"}, d["Ytr"], {s: d[s][d["ids_te"]] for s in "AB"},
+        d["Yte"], singles=["A", "B"], pairs=[("A", "B")], groups=d["ids_tr"],
+        options=FitOptions(n_components=None),
     )  # fmt: skip
     na, nb, _ = d["n_vox"]
-    ua, ub = an.unique["A|A+B"], an.unique["B|A+B"]
+    ua, ub = an.unique_variance("A", "A+B"), an.unique_variance("B", ("A", "B"))
+    assert ua is an.unique["A|A+B"] and ub is an.unique["B|A+B"]
+    with pytest.raises(KeyError, match="no unique variance of 'C' in model 'A\\+B'"):
+        an.unique_variance("C", "A+B")
     assert (ua[:na] > ub[:na]).mean() > 0.9  # A voxels: A explains unique variance
     assert (ub[na : na + nb] > ua[na : na + nb]).mean() > 0.9
     joint = an.results["A+B"]
@@ -108,15 +116,15 @@ def test_best_layer_recovers_planted_layers():
     Ytr, Yte = responses(ids_tr, 1.0), responses(ids_te, 0.5)
     names = ["L0", "L1", "L2"]
     an = run_encoding_analyses(
-        {n: layers[k][ids_tr] for k, n in enumerate(names)},
-        {n: layers[k][ids_te] for k, n in enumerate(names)}, Ytr, Yte,
-        layer_sets={"middle": names}, groups=ids_tr, n_components=None,
+        {n: layers[k][ids_tr] for k, n in enumerate(names)}, Ytr,
+        {n: layers[k][ids_te] for k, n in enumerate(names)}, Yte,
+        layer_sets={"middle": names}, groups=ids_tr, options=FitOptions(n_components=None),
     )  # fmt: skip
     best = an.best_layers["middle"]
     assert (best[assign >= 0] == assign[assign >= 0]).mean() > 0.9
     assert (best[assign == -1] == -1).mean() > 0.8
-    np.testing.assert_array_equal(best_layer(np.array([[0.1, 0.5], [0.3, 0.2]]),
-                                             np.array([[True, False], [True, False]])), [1, -1])  # fmt: skip
+    r, significant = np.array([[0.1, 0.5], [0.3, 0.2]]), np.array([[True, False], [True, False]])
+    np.testing.assert_array_equal(best_layer(r, significant), [1, -1])
 
 
 def test_pca_never_sees_test_data():
@@ -153,11 +161,12 @@ def test_result_roundtrip(tmp_path):
 def test_errors():
     d = _planted(0)
     with pytest.raises(ValueError, match="must name the same feature spaces"):
-        fit_encoding_model({"A": d["A"][d["ids_tr"]]}, d["Ytr"], {"B": d["B"][d["ids_te"]]}, d["Yte"])
+        fit_encoding_model({"A": d["A"][d["ids_tr"]]}, d["Ytr"], {"B": d["B"][d["ids_te"]]},
+                           d["Yte"])
     with pytest.raises(ValueError, match=r"feature space 'A': 10 train"):
         fit_encoding_model({"A": d["A"][:10]}, d["Ytr"], {"A": d["A"][d["ids_te"]]}, d["Yte"])
     with pytest.raises(ValueError, match=r"feature sets \['C'\] are not in train/test"):
-        run_encoding_analyses({"A": d["A"]}, {"A": d["A"]}, d["Ytr"], d["Yte"], singles=["C"])
+        run_encoding_analyses({"A": d["A"]}, d["Ytr"], {"A": d["A"]}, d["Yte"], singles=["C"])
 
 
 def test_pca_with_as_many_components_as_images_keeps_the_signal():
@@ -175,3 +184,56 @@ def test_pca_with_as_many_components_as_images_keeps_the_signal():
     assert reduced.n_components == {"X": n_img}
     assert np.median(full.r) > 0.7
     assert np.median(reduced.r) > 0.95 * np.median(full.r)
+
+
+def _small_analyses():
+    rng = np.random.default_rng(5)
+    X, Y = rng.standard_normal((70, 6)), rng.standard_normal((70, 9))
+    tr = {"a": X[:50, :4], "b": X[:50, 4:], "l": X[:50, :2]}
+    te = {"a": X[50:, :4], "b": X[50:, 4:], "l": X[50:, :2]}
+    return run_encoding_analyses(
+        tr, Y[:50], te, Y[50:], singles=["a"], pairs=[("a", "b")], layer_sets={"s": ["a", "l"]},
+        options=FitOptions(n_components=None, cv=3, alphas=(1.0, 10.0)),
+    )  # fmt: skip
+
+
+def test_analyses_save_load_roundtrip(tmp_path):
+    an = _small_analyses()
+    folder = an.save(tmp_path / "enc")
+    assert folder == tmp_path / "enc"
+    assert {"a.npz", "a+b.npz", "b.npz", "l.npz", "unique.npz", "best_layers.npz",
+            "analyses.json"} <= {p.name for p in folder.iterdir()}  # fmt: skip
+    with np.load(folder / "unique.npz") as u:  # the file's keys: "|" written "__in__"
+        assert sorted(u.files) == ["a__in__a+b", "b__in__a+b"]
+    back = EncodingAnalyses.load(folder)
+    assert list(back.results) == list(an.results) == ["a", "a+b", "b", "l"]
+    assert list(back.unique) == list(an.unique) == ["a|a+b", "b|a+b"]
+    assert list(back.best_layers) == ["s"] and back.layer_names == {"s": ["a", "l"]}
+    for name, res in an.results.items():
+        got = back.results[name]
+        assert (got.name, got.spaces, got.n_components, got.q, got.n_test) == (
+            res.name, res.spaces, res.n_components, res.q, res.n_test)  # fmt: skip
+        for field in ("r", "p", "significant", "r2", "r2_split", "best_alphas"):
+            np.testing.assert_array_equal(getattr(got, field), getattr(res, field))
+    for key, values in an.unique.items():
+        np.testing.assert_array_equal(back.unique[key], values)
+    np.testing.assert_array_equal(back.best_layers["s"], an.best_layers["s"])
+    assert back.best_layers["s"].dtype == an.best_layers["s"].dtype
+    np.testing.assert_array_equal(back.unique_variance("b", ("a", "b")), an.unique["b|a+b"])
+    assert not list(folder.glob(".tmp-*"))  # atomic writes leave no temporaries
+
+
+@pytest.mark.parametrize("missing", ["analyses.json", "a+b.npz", "a.npz.json", "unique.npz",
+                                     "best_layers.npz"])  # fmt: skip
+def test_analyses_load_names_the_missing_file(tmp_path, missing):
+    folder = _small_analyses().save(tmp_path)
+    (folder / missing).unlink()
+    with pytest.raises(FileNotFoundError, match=re.escape(f"{missing} is missing")):
+        EncodingAnalyses.load(folder)
+
+
+def test_analyses_save_refuses_clashing_names(tmp_path):
+    an = _small_analyses()
+    an.results["unique"] = an.results["a"]
+    with pytest.raises(ValueError, match=r"model name\(s\) \['unique'\] clash"):
+        an.save(tmp_path)

@@ -3,13 +3,16 @@
 import numpy as np
 import pytest
 
+from brainldm.distributed import Execution
 from brainldm.encoding import (
     EncodingBlock,
+    FitOptions,
     assemble_encoding_result,
     correlation_pvalues,
     fdr_significant,
     fit_encoding_model,
     fit_voxel_block,
+    model_cv_strategy,
     reduce_space,
     run_encoding_analyses,
     voxel_batches,
@@ -35,10 +38,12 @@ def _planted(seed=0, n_img=120, n_test=40, n_vox=(40, 40, 80), scale=0.15):
                 Ytr=responses(ids_tr, 1.0), Yte=responses(ids_te, 0.6), groups=ids_tr)  # fmt: skip
 
 
-def _analyses(d, **kw):
+def _analyses(d, n_components, voxel_batch_size=None):
     return run_encoding_analyses(
-        d["train"], d["test"], d["Ytr"], d["Yte"], singles=["A"], pairs=[("A", "B")],
-        groups=d["groups"], alphas=(1.0, 10.0, 100.0, 1e3), **kw,
+        d["train"], d["Ytr"], d["test"], d["Yte"], singles=["A"], pairs=[("A", "B")],
+        groups=d["groups"],
+        options=FitOptions(alphas=(1.0, 10.0, 100.0, 1e3), n_components=n_components),
+        execution=Execution(voxel_batch_size=voxel_batch_size),
     )  # fmt: skip
 
 
@@ -61,8 +66,8 @@ def assert_same_result(a, b):
 @pytest.mark.parametrize("n_components", [None, 8])
 def test_voxel_batches_give_the_one_block_result(n_components):
     d = _planted()
-    one = _analyses(d, n_components=n_components)
-    batched = _analyses(d, n_components=n_components, voxel_batch_size=70)  # 70, 70, 20 voxels
+    one = _analyses(d, n_components)
+    batched = _analyses(d, n_components, voxel_batch_size=70)  # 70, 70, 20 voxels
     assert list(batched.results) == list(one.results) == ["A", "A+B", "B"]
     for name in one.results:
         assert_same_result(batched.results[name], one.results[name])
@@ -81,14 +86,16 @@ def test_fit_encoding_model_by_batches_and_its_pieces():
     X_tr, X_te = {"B": d["train"]["B"]}, {"B": d["test"]["B"]}
     kw = dict(groups=d["groups"], n_components=10, alphas=(1.0, 10.0, 100.0, 1e3))
     one = fit_encoding_model(X_tr, d["Ytr"], X_te, d["Yte"], **kw)
-    assert_same_result(fit_encoding_model(X_tr, d["Ytr"], X_te, d["Yte"], voxel_batch_size=33,
-                                          **kw), one)  # fmt: skip
+    batched = fit_encoding_model(X_tr, d["Ytr"], X_te, d["Yte"], **kw,
+                                 execution=Execution(voxel_batch_size=33))  # fmt: skip
+    assert_same_result(batched, one)
     # by hand: reduce once, fit blocks, assemble
     space = reduce_space("B", X_tr["B"], X_te["B"], d["groups"], n_components=10)
     assert space.train.shape == (120, 10) and space.train_trials().shape == (240, 10)
+    strategy = model_cv_strategy([space], 160, d["groups"], alphas=kw["alphas"])
     blocks = [
         fit_voxel_block([space], d["Ytr"][:, a:b], d["Yte"][:, a:b], d["groups"],
-                        alphas=kw["alphas"], n_voxels=160)  # fmt: skip
+                        alphas=kw["alphas"], cv_strategy=strategy)  # fmt: skip
         for a, b in voxel_batches(160, 50)
     ]
     assert [blk.n_voxels for blk in blocks] == [50, 50, 50, 10]
@@ -111,7 +118,7 @@ def test_fdr_is_over_all_voxels_not_per_batch():
 
 def test_fdr_over_all_voxels_in_a_batched_fit():
     d = _planted(2, scale=0.08)
-    res = _analyses(d, n_components=None, voxel_batch_size=40).results["A"]
+    res = _analyses(d, None, voxel_batch_size=40).results["A"]
     np.testing.assert_array_equal(res.significant, fdr_significant(res.p, res.q))
     batches = voxel_batches(160, 40)
     per_batch = np.concatenate([fdr_significant(res.p[a:b], res.q) for a, b in batches])
@@ -119,58 +126,61 @@ def test_fdr_over_all_voxels_in_a_batched_fit():
 
 
 def test_each_feature_set_is_reduced_once(monkeypatch):
-    from brainldm.encoding import _distribute
+    from brainldm.encoding import _models
 
     calls = []
-    real = _distribute.reduce_features
+    real = _models.reduce_features
 
     def counting(X_train, X_test, *args, **kwargs):
         calls.append(X_train.shape)
         return real(X_train, X_test, *args, **kwargs)
 
-    monkeypatch.setattr(_distribute, "reduce_features", counting)
+    monkeypatch.setattr(_models, "reduce_features", counting)
     d = _planted(3)
     an = run_encoding_analyses(
-        d["train"], d["test"], d["Ytr"], d["Yte"], singles=["A", "B"], pairs=[("A", "B")],
-        layer_sets={"step": ["A", "B"]}, groups=d["groups"], n_components=6, voxel_batch_size=64,
-        alphas=(10.0, 100.0),
+        d["train"], d["Ytr"], d["test"], d["Yte"], singles=["A", "B"], pairs=[("A", "B")],
+        layer_sets={"step": ["A", "B"]}, groups=d["groups"],
+        options=FitOptions(n_components=6, alphas=(10.0, 100.0)),
+        execution=Execution(voxel_batch_size=64),
     )  # fmt: skip
     assert calls == [(120, 12), (120, 16)]  # distinct training images, one PCA per feature set
     assert sorted(an.results) == ["A", "A+B", "B"] and an.best_layers["step"].shape == (160,)
 
 
 def test_block_scores_alphas_as_the_whole_model():
-    """A block chooses how to solve its CV folds as a fit over all voxels would."""
-    from brainldm.encoding._models import _choose_cv_strategy_as_for
+    """Every block solves its CV folds as a fit over all voxels would, whatever its width."""
     from brainldm.ridge import RidgeCV, grouped_folds
 
     rng = np.random.default_rng(0)
     ids = np.repeat(np.arange(240), 2)
     X = rng.standard_normal((240, 96))[ids].astype(np.float32)
     Y = rng.standard_normal((480, 240)).astype(np.float32)
-    folds = grouped_folds(ids, n_splits=5, random_state=0)
     grid = tuple(10.0 ** np.arange(7))
-    whole = RidgeCV(alphas=grid, cv=folds).fit(X, Y).cv_strategy_
-    alone = RidgeCV(alphas=grid, cv=folds).fit(X, Y[:, :40]).cv_strategy_
-    if alone == whole:
-        pytest.skip("the ridge picks the same CV strategy for 40 and 240 targets here")
-    pinned = _choose_cv_strategy_as_for(RidgeCV(alphas=grid, cv=folds), 240)
-    assert pinned.fit(X, Y[:, :40]).cv_strategy_ == whole
+    folds = grouped_folds(ids, n_splits=5, random_state=0)
+    whole = RidgeCV(alphas=grid, cv=folds, standardize_X=False).fit(X, Y).cv_strategy_
+    alone = RidgeCV(alphas=grid, cv=folds, standardize_X=False).fit(X, Y[:, :40]).cv_strategy_
+    assert whole != alone  # the case tells the two apart
+    space = reduce_space("X", X, X[:10], ids, n_components=None)
+    assert model_cv_strategy([space], 240, ids, alphas=grid) == whole
+    assert model_cv_strategy([space], 40, ids, alphas=grid) == alone
+    assert model_cv_strategy([space, space], 240, ids, alphas=grid) == "woodbury"  # dual
 
 
 def test_errors():
     d = _planted()
     fit = dict(train=d["train"], test=d["test"], Y_train=d["Ytr"], Y_test=d["Yte"], singles=["A"])
-    with pytest.raises(ValueError, match="voxel_batch_size must be a positive integer, got 0"):
-        run_encoding_analyses(**fit, voxel_batch_size=0)
+    with pytest.raises(ValueError, match="voxel_batch_size=0 is not valid"):
+        run_encoding_analyses(**fit, execution=Execution(voxel_batch_size=0))
     with pytest.raises(ValueError, match="executor='dask' is not valid"):
-        run_encoding_analyses(**fit, executor="dask")
-    with pytest.raises(ValueError, match="executor='local' runs one worker, got n_workers=2"):
-        run_encoding_analyses(**fit, n_workers=2)
+        run_encoding_analyses(**fit, execution="dask")
+    with pytest.raises(TypeError, match="execution must be an Execution"):
+        run_encoding_analyses(**fit, execution={"executor": "ray"})
     with pytest.raises(ValueError, match=r"q must be in \(0, 1\), got 2"):
-        run_encoding_analyses(**fit, q=2)
-    with pytest.raises(TypeError, match="unexpected keyword argument 'n_compnents'"):
-        run_encoding_analyses(**fit, n_compnents=5)
+        run_encoding_analyses(**fit, options=FitOptions(q=2))
+    with pytest.raises(ValueError, match=r"q must be in \(0, 1\), got 2"):
+        fit_encoding_model(d["train"], d["Ytr"], d["test"], d["Yte"], q=2)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'n_components'"):
+        run_encoding_analyses(**fit, n_components=5)  # model options go in FitOptions
     with pytest.raises(ValueError, match="same voxels"):
         fit_encoding_model({"A": d["train"]["A"]}, d["Ytr"], {"A": d["test"]["A"]}, d["Yte"][:, :5])
     with pytest.raises(ValueError, match="blocks is empty"):

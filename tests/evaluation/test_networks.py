@@ -22,7 +22,7 @@ from brainldm.evaluation import (  # noqa: E402
     PROTOCOLS,
     WEIGHT_FILES,
     build_network,
-    extract_features,
+    extract_network_features,
     file_sha256,
     get_metrics,
     load_network,
@@ -252,7 +252,7 @@ def test_extract_features_runs_every_network(nsd_like, nets):
         ("swav_resnet50", "avgpool", PROTOCOLS["braindiffuser"][7].preprocessing, 2048),
         ("clip_vit_l14", "hidden_states.6", PROTOCOLS["takagi"][5].preprocessing, 257 * 32),
     ]:
-        feats = extract_features(nsd_like[:1], _net(nets, network), [node], prep)[node]
+        feats = extract_network_features(nsd_like[:1], _net(nets, network), [node], prep)[node]
         assert feats.shape == (1, size) and feats.dtype == np.float32, network
         assert np.all(np.isfinite(feats))
 
@@ -270,8 +270,8 @@ def test_extract_features_keeps_sample_axis_and_batches(nets):
     imgs = np.random.default_rng(6).integers(0, 256, (3, 2, 64, 64, 3), dtype=np.uint8)
     prep = next(m.preprocessing for m in PROTOCOLS["mindeye"] if m.name == "alexnet2")
     model = _net(nets, "alexnet")
-    a = extract_features(imgs, model, ["features.4"], prep, batch_size=4)["features.4"]
-    b = extract_features(imgs.reshape(6, 64, 64, 3), model, ["features.4"], prep, batch_size=6)
+    a = extract_network_features(imgs, model, ["features.4"], prep, batch_size=4)["features.4"]
+    b = extract_network_features(imgs.reshape(6, 64, 64, 3), model, ["features.4"], prep, batch_size=6)
     assert a.shape == (3, 2, 192 * 31 * 31)
     # float32 convolutions at batch 4 and 6: equal to float32 precision (a kernel may pick
     # another algorithm by batch size, so no bit-equality)
@@ -284,11 +284,11 @@ def test_extract_features_node_errors(nets):
     imgs = np.zeros((1, 32, 32, 3), dtype=np.uint8)
     prep = PROTOCOLS["mindeye"][2].preprocessing
     with pytest.raises(ValueError, match="node 'features.99' is not a module of AlexNet"):
-        extract_features(imgs, _net(nets, "alexnet"), ["features.99"], prep)
+        extract_network_features(imgs, _net(nets, "alexnet"), ["features.99"], prep)
     with pytest.raises(ValueError, match="node 'hidden_states.13' is not valid for CLIP"):
-        extract_features(imgs, _net(nets, "clip_vit_l14"), ["hidden_states.13"], prep)
+        extract_network_features(imgs, _net(nets, "clip_vit_l14"), ["hidden_states.13"], prep)
     with pytest.raises(TypeError, match="must be uint8"):
-        extract_features(imgs.astype(float), _net(nets, "alexnet"), ["features.4"], prep)
+        extract_network_features(imgs.astype(float), _net(nets, "alexnet"), ["features.4"], prep)
 
 
 def test_weight_file_names_are_torchvision_names():
@@ -390,7 +390,7 @@ def test_load_clip_folder(tmp_path):
     assert list(hashes) == ["clip-vit-large-patch14/model.safetensors"]
     imgs = np.random.default_rng(7).integers(0, 256, (2, 425, 425, 3), dtype=np.uint8)
     prep = next(m.preprocessing for m in PROTOCOLS["mindeye"] if m.name == "clip")
-    feats = extract_features(imgs, model, ["image_embeds", "hidden_states.2"], prep)
+    feats = extract_network_features(imgs, model, ["image_embeds", "hidden_states.2"], prep)
     with torch.inference_mode():
         x = preprocess_images(imgs, prep)
         ref = full.visual_projection(full.vision_model(pixel_values=x).pooler_output)

@@ -22,7 +22,7 @@ from brainldm.evaluation import (  # noqa: E402
     Preprocessing,
     correlation_distance,
     evaluate_images,
-    extract_features,
+    extract_network_features,
     file_sha256,
     preprocess_images,
     two_way_identification,
@@ -97,8 +97,8 @@ def lite0_features(lite0, photos):
     model, _ = lite0
     originals, recon = photos
     return (
-        extract_features(originals, model, ["_avg_pooling"], LITE_PREP)["_avg_pooling"],
-        extract_features(recon, model, ["_avg_pooling"], LITE_PREP)["_avg_pooling"],
+        extract_network_features(originals, model, ["_avg_pooling"], LITE_PREP)["_avg_pooling"],
+        extract_network_features(recon, model, ["_avg_pooling"], LITE_PREP)["_avg_pooling"],
     )
 
 

@@ -19,7 +19,7 @@ from brainldm.evaluation import (  # noqa: E402
     concat_results,
     evaluate_images,
     evaluate_reconstructions,
-    extract_features,
+    extract_network_features,
     file_sha256,
     get_metrics,
     pixcorr,
@@ -80,8 +80,9 @@ def test_suite_identification_is_the_same_code_path(images, nets):
     orig, recon = images
     spec = get_metrics("takagi", ["alexnet5"])[0]
     result = evaluate_images(orig, recon, protocol="takagi", metrics=["alexnet5"], networks=nets)
-    feats_o = extract_features(orig, nets["alexnet"], [spec.node], spec.preprocessing)[spec.node]
-    feats_r = extract_features(recon, nets["alexnet"], [spec.node], spec.preprocessing)[spec.node]
+    net, node, prep = nets["alexnet"], spec.node, spec.preprocessing
+    feats_o = extract_network_features(orig, net, [node], prep)[node]
+    feats_r = extract_network_features(recon, net, [node], prep)[node]
     expected = two_way_identification(feats_o, feats_r, "takagi").accuracy_per_image
     np.testing.assert_array_equal(result.scores["score"].to_numpy(), expected)
 

@@ -14,12 +14,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+#: ``brainldm rate`` as a command line (its own error messages, no logging setup).
+RATE_COMMAND = [
+    sys.executable,
+    "-c",
+    "import sys; from brainldm.cli._rate import main_rate; sys.exit(main_rate())",
+]
+
 
 def write_run(root: Path, n_images=8, n_samples=2, size=16, conditions=("zc", "z", "c"), seed=0):
     """A reconstruction run folder in the format of brainldm.reconstruction.reconstruct."""
     from PIL import Image
 
-    from brainldm.rating import write_originals
+    from brainldm.reconstruction import write_originals
 
     rng = np.random.default_rng(seed)
     ids = sorted(rng.choice(73_000, size=n_images, replace=False).tolist())
@@ -39,6 +46,21 @@ def write_run(root: Path, n_images=8, n_samples=2, size=16, conditions=("zc", "z
     return ids
 
 
+def rate_all_correct(run_dir, raters=("alice", "bob"), n=10):
+    """Register ``raters`` and let each answer ``n`` trials, always right; the judgements."""
+    from brainldm.rating import RatingStore, load_run, plan_trials
+
+    run = load_run(run_dir)
+    with RatingStore(Path(run_dir) / "rating" / "ratings.sqlite") as store:
+        for name in raters:
+            store.register_rater(name)
+            plan = list(plan_trials(run, name).itertuples(index=False, name=None))
+            for _ in range(n):
+                trial = store.next_trial(name, plan)
+                store.record_answer(name, trial.token, trial.side, 300.0)
+        return store.judgements()
+
+
 @contextlib.contextmanager
 def server_thread(run_dir, **kwargs):
     """make_server on a free port, serving from a thread."""
@@ -55,11 +77,10 @@ def server_thread(run_dir, **kwargs):
 
 
 class ServerProcess:
-    """``python -m brainldm.rating serve`` in a subprocess; its URL read from stdout."""
+    """``brainldm rate serve`` in a subprocess; its URL read from stdout."""
 
     def __init__(self, run_dir, port=0, extra=(), timeout=30.0, log=None):
-        cmd = [sys.executable, "-m", "brainldm.rating", "serve", "--run", str(run_dir),
-               "--port", str(port), *extra]  # fmt: skip
+        cmd = [*RATE_COMMAND, "serve", "--run", str(run_dir), "--port", str(port), *extra]
         # stderr to a file: a pipe nobody reads could fill up and block the server.
         self.log = Path(log or Path(run_dir).parent / f"server-{time.monotonic_ns()}.log")
         self._stderr = open(self.log, "w")

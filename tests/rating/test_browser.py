@@ -69,7 +69,7 @@ def rate_one(page, key, n_done):
 
 @pytest.mark.slow
 def test_rate_20_trials_kill_restart_resume(run_dir, browser, server_process, capsys):
-    from brainldm.rating import main_rate
+    from brainldm.cli._rate import main_rate
 
     extra = ["--break-every", str(BREAK_EVERY)]
     server = server_process(run_dir, extra=extra)

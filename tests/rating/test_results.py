@@ -1,4 +1,3 @@
-import argparse
 import json
 import subprocess
 import sys
@@ -6,19 +5,11 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from rating_helpers import rate_all_correct
 from scipy.stats import binomtest, wilcoxon
 
-from brainldm.rating import (
-    RatingStore,
-    add_rate_subcommands,
-    holm,
-    load_run,
-    main_rate,
-    plan_trials,
-    rating_results,
-    summarize_ratings,
-    write_rating_results,
-)
+from brainldm.evaluation import adjust_pvalues, compare_conditions
+from brainldm.rating import rating_results, summarize_ratings, write_rating_results
 
 
 def _holm_reference(p):
@@ -33,7 +24,9 @@ def _holm_reference(p):
     return out
 
 
-def test_holm():
+def test_holm_is_evaluations():
+    """Rating corrects with evaluation.adjust_pvalues; check it against the definition."""
+    holm = adjust_pvalues
     np.testing.assert_allclose(holm([0.01, 0.04, 0.03, np.nan]), [0.03, 0.06, 0.06, np.nan])
     rng = np.random.default_rng(0)
     for _ in range(20):
@@ -78,7 +71,7 @@ def test_rating_results_match_a_direct_computation():
         expected = wilcoxon(per_image[row.condition_a], per_image[row.condition_b])
         assert row.p_value == pytest.approx(expected.pvalue)
         assert row.statistic == pytest.approx(expected.statistic)
-    np.testing.assert_allclose(res.tests["p_holm"], holm(res.tests["p_value"]))
+    np.testing.assert_allclose(res.tests["p_holm"], _holm_reference(res.tests["p_value"]))
     assert (res.tests["p_holm"] >= res.tests["p_value"]).all()
     assert res.tests.set_index(["condition_a", "condition_b"]).loc[("z", "zc"), "significant"]
     assert "zc: accuracy" in res.summary() and "Holm p" in res.summary()
@@ -126,46 +119,43 @@ def test_write_rating_results(tmp_path):
     assert not list((tmp_path / "out").glob(".tmp-*"))
 
 
-def _rate(run_dir, raters=("alice", "bob"), n=10):
-    run = load_run(run_dir)
-    with RatingStore(run_dir / "rating" / "ratings.sqlite") as store:
-        for name in raters:
-            store.register_rater(name)
-            plan = list(plan_trials(run, name).itertuples(index=False, name=None))
-            for _ in range(n):
-                trial = store.next_trial(name, plan)
-                store.record_answer(name, trial.token, trial.side, 300.0)  # always right
-        return store.judgements()
-
-
-def test_summarize_ratings_and_cli(run_dir, capsys):
-    judgements = _rate(run_dir)
+def test_summarize_ratings(run_dir):
+    judgements = rate_all_correct(run_dir)
     res, paths = summarize_ratings(run_dir)
     assert res.pooled["n_judgements"].sum() == len(judgements) == 20
     assert (res.pooled["accuracy"] == 1.0).all()
     assert paths["json"].parent == run_dir / "rating"
-    assert main_rate(["results", "--run", str(run_dir), "--out", str(run_dir / "res")]) == 0
-    out = capsys.readouterr().out
-    assert "accuracy 1.000" in out and (run_dir / "res" / "rating_tests.csv").is_file()
 
 
-def test_results_without_database_is_a_one_line_error(tmp_path, capsys):
-    assert main_rate(["results", "--run", str(tmp_path)]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("brainldm rate results: error: db_path=") and err.count("\n") == 1
-
-
-def test_add_rate_subcommands():
-    parser = argparse.ArgumentParser(prog="brainldm")
-    add_rate_subcommands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["rate", "serve", "--run", "d", "--samples", "all", "--raters", "a,b"])
-    assert (args.command, args.rate_command, args.run) == ("rate", "serve", "d")
-    assert args.samples is None and args.raters == ["a", "b"] and args.host == "127.0.0.1"
-    assert callable(args.func)
-    args = parser.parse_args(["rate", "results", "--run", "d"])
-    assert args.rate_command == "results" and args.db is None
-    with pytest.raises(SystemExit):
-        parser.parse_args(["rate", "serve", "--run", "d", "--samples", "0"])
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("runs", [False, True])
+def test_p_values_are_evaluations(seed, runs):
+    """The tests are evaluation.compare_conditions and adjust_pvalues on per-image accuracy."""
+    data = simulate(n_raters=3, n_images=25, seed=seed,
+                    accuracy={"z": 0.6, "c": 0.65, "zc": 0.8})  # fmt: skip
+    data = data.sample(frac=0.8, random_state=seed)  # images rated in some conditions only
+    if runs:
+        data = pd.concat([data.assign(run="subj01"), data.iloc[::2].assign(run="subj02")])
+    res = rating_results(data)
+    key = ["run", "nsd_id"] if runs else ["nsd_id"]
+    per_image = data.groupby([*key, "condition"]).correct.mean().reset_index()
+    image = per_image[key].astype(str).agg("/".join, axis=1)
+    scores = pd.DataFrame({"subject": "s", "condition": per_image.condition,
+                           "nsd_id": pd.factorize(image)[0], "metric": "accuracy",
+                           "score": per_image.correct})  # fmt: skip
+    table = compare_conditions(scores, conditions=["z", "c", "zc"], correction="holm")
+    np.testing.assert_array_equal(res.tests["p_value"], table["p_value"])
+    np.testing.assert_array_equal(res.tests["p_holm"], table["p_adjusted"])
+    np.testing.assert_array_equal(res.tests["statistic"], table["statistic"])
+    np.testing.assert_array_equal(res.tests["n_images"], table["n_images"])
+    np.testing.assert_allclose(res.tests["accuracy_a"], table["mean_a"], rtol=1e-15)
+    # Against chance: the paired test against a constant 0.5.
+    for row in res.pooled.itertuples():
+        sel = scores[scores.condition == row.condition]
+        chance = sel.assign(condition="chance", score=0.5)
+        (p,) = compare_conditions(pd.concat([sel, chance]), correction="none")["p_value"]
+        assert row.p_chance == p
+        assert row.p_chance == pytest.approx(wilcoxon(sel.score - 0.5).pvalue, rel=1e-12)
 
 
 def test_import_is_light():

@@ -1,41 +1,9 @@
-import numpy as np
 import pandas as pd
 import pytest
 from rating_helpers import write_run
 
-from brainldm.rating import (
-    load_run,
-    original_path,
-    plan_trials,
-    rated_reconstructions,
-    write_originals,
-)
-
-
-def test_write_originals_round_trip(tmp_path):
-    from PIL import Image
-
-    images = np.random.default_rng(0).integers(0, 256, (3, 5, 7, 3), dtype=np.uint8)
-    paths = write_originals(tmp_path, [5, 0, 72999], images)
-    assert [p.name for p in paths] == ["000005.png", "000000.png", "072999.png"]
-    assert paths[0] == original_path(tmp_path, 5)
-    np.testing.assert_array_equal(np.asarray(Image.open(paths[2])), images[2])
-    assert not list(tmp_path.rglob(".tmp-*"))
-
-
-@pytest.mark.parametrize(
-    "ids, images, match",
-    [
-        ([1], np.zeros((1, 4, 4, 3), np.float32), "dtype uint8"),
-        ([1], np.zeros((1, 4, 4), np.uint8), r"shape \(n_images, height, width, 3\)"),
-        ([1, 2], np.zeros((1, 4, 4, 3), np.uint8), "2 ids but images_uint8 has 1"),
-        ([3, 3], np.zeros((2, 4, 4, 3), np.uint8), "duplicates"),
-        ([-1], np.zeros((1, 4, 4, 3), np.uint8), "0-based"),
-    ],
-)
-def test_write_originals_rejects(tmp_path, ids, images, match):
-    with pytest.raises((ValueError, TypeError), match=match):
-        write_originals(tmp_path, ids, images)
+from brainldm.rating import load_run, plan_trials, rated_reconstructions
+from brainldm.reconstruction import original_path
 
 
 def test_load_run(run_dir):

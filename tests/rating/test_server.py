@@ -4,11 +4,10 @@ import http.client
 import json
 import sqlite3
 import subprocess
-import sys
 import threading
 
 import pytest
-from rating_helpers import server_thread
+from rating_helpers import RATE_COMMAND, server_thread
 
 pytest.importorskip("flask", reason="the rating app needs Flask (pip install -e '.[rate]')")
 
@@ -138,8 +137,7 @@ def test_restart_with_other_settings_is_refused(run_dir):
 
     create_app(run_dir, seed=7)
     out = subprocess.run(
-        [sys.executable, "-m", "brainldm.rating", "serve", "--run", str(run_dir), "--port", "0",
-         "--seed", "8"],
+        [*RATE_COMMAND, "serve", "--run", str(run_dir), "--port", "0", "--seed", "8"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert out.returncode == 1 and out.stderr.count("\n") == 1

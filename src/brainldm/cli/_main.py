@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-
-logger = logging.getLogger("brainldm")
 
 
 def _int_list(text: str) -> list[int]:
@@ -43,7 +40,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from brainldm.pipeline import run_demo
 
     out = Path(args.out)
-    summary = run_demo(out, subjects=args.subjects, progress=not args.quiet, force=args.force)
+    summary = run_demo(out, subjects=args.subjects, progress=not args.quiet, force=args.force,
+                       stages=args.stages)  # fmt: skip
     print(f"demo run in {out} (synthetic NSD, tiny LDM with random weights)")
     _print_summary(summary, out)
     return 0
@@ -62,7 +60,9 @@ def _parse_set(items: list[str]) -> dict:
         key, sep, raw = item.partition("=")
         section, dot, name = key.partition(".")
         if not sep or not dot:
-            raise ValueError(f"--set {item!r}: expected section.key=value, e.g. data.subjects=[1,2]")
+            raise ValueError(
+                f"--set {item!r}: expected section.key=value, e.g. data.subjects=[1,2]"
+            )
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
@@ -72,16 +72,10 @@ def _parse_set(items: list[str]) -> dict:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from brainldm.config import load_run_config, make_run_config, run_config_to_toml
+    from brainldm.config import run_config_to_toml
     from brainldm.pipeline import run_pipeline
 
-    overrides = _parse_set(args.set)
-    if args.subjects is not None:
-        overrides.setdefault("data", {})["subjects"] = args.subjects
-    if args.config in (None, "") and args.preset:
-        config = make_run_config(args.preset, overrides)
-    else:
-        config = load_run_config(args.config, overrides)
+    config = _run_config(args)
     if args.dry_run:
         print(run_config_to_toml(config))
         return 0
@@ -167,27 +161,49 @@ def _cmd_extract_features(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_reconstruct(args: argparse.Namespace) -> int:
-    import numpy as np
+def _run_config(args: argparse.Namespace):
+    """The run config of ``--preset``/``config`` with ``--set`` overrides."""
+    from brainldm.config import load_run_config, make_run_config
 
+    overrides = _parse_set(args.set)
+    if getattr(args, "subjects", None) is not None:
+        overrides.setdefault("data", {})["subjects"] = args.subjects
+    if getattr(args, "config", None) in (None, ""):
+        return make_run_config(args.preset, overrides)
+    return load_run_config(args.config, overrides)
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    from brainldm.decoding import fit_decoders
+    from brainldm.features import FeatureStore
+    from brainldm.nsd import SubjectSplit
+
+    config = _run_config(args)
+    split = SubjectSplit.load(args.prepared)
+    stores = {"image_latents": FeatureStore(args.features, "z"),
+              "text_embeddings": FeatureStore(args.features, "c")}  # fmt: skip
+    rois = {"image_latents": args.z_roi or config.data.z_roi,
+            "text_embeddings": args.c_roi or config.data.c_roi}  # fmt: skip
+    decoders = fit_decoders(split, stores, rois=rois, config=config.decoding,
+                            progress=not args.quiet)  # fmt: skip
+    decoded = decoders.decode(split, stores)
+    path = decoded.save(args.out)
+    r = decoded.mean_scores()
+    print(f"subj{split.subject:02d}: {len(decoded)} test images decoded -> {path}; per-image r "
+          f"z {r['image_latents']:.3f}, c {r['text_embeddings']:.3f}")  # fmt: skip
+    return 0
+
+
+def _cmd_reconstruct(args: argparse.Namespace) -> int:
     from brainldm.config import ReconstructionConfig
+    from brainldm.decoding import DecodedLatents
     from brainldm.ldm import load_ldm
     from brainldm.reconstruction import reconstruct
 
-    keys = ("nsd_ids", "image_latents", "text_embeddings")
-    try:
-        with np.load(args.decoded, allow_pickle=False) as data:
-            missing = set(keys) - set(data.files)
-            arrays = {} if missing else {k: data[k][args.start : args.stop] for k in keys}
-    except (OSError, ValueError, EOFError, AttributeError, zipfile.BadZipFile) as err:
-        raise ValueError(
-            f"--decoded {args.decoded} cannot be read as a .npz archive of arrays "
-            f"({type(err).__name__}); give the decoded.npz that the decode stage wrote."
-        ) from None
-    if missing:
-        raise ValueError(f"--decoded {args.decoded} lacks the array(s) {sorted(missing)}.")
-    ids, z, c = (arrays[k] for k in keys)
+    decoded = DecodedLatents.load(args.decoded).select(args.start, args.stop)
     config = ReconstructionConfig(
+        strength=args.strength,
+        guidance_scale=args.guidance_scale,
         n_samples=args.n_samples,
         num_inference_steps=args.steps,
         seed=args.seed,
@@ -195,16 +211,18 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     )
     ldm = load_ldm(args.model, device=args.device)
     index = reconstruct(
-        ldm, z, c, ids, args.out, conditions=args.conditions, config=config,
-        batch_size=args.batch_size, progress=not args.quiet,
+        ldm, decoded.image_latents, decoded.text_embeddings, decoded.nsd_ids, args.out,
+        conditions=args.conditions, config=config, batch_size=args.batch_size,
+        progress=not args.quiet,
     )  # fmt: skip
-    print(f"{len(index)} images of {len(ids)} test images in {args.out}")
+    print(f"{len(index)} images of {len(decoded)} test images in {args.out}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``brainldm`` (one subparser per command)."""
     from brainldm import __version__
+    from brainldm.config import FeaturesConfig, ReconstructionConfig
 
     parser = argparse.ArgumentParser(
         prog="brainldm",
@@ -220,24 +238,34 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="every stage on the embedded synthetic NSD")
     demo.add_argument("--out", default="brainldm_demo", help="output folder")
     demo.add_argument("--subjects", type=_int_list, default=[1, 2], help="e.g. 1,2")
-    demo.add_argument("--force", type=_str_list, default=[], help="stages to redo")
-    demo.set_defaults(func=_cmd_demo)
+    demo.add_argument("--force", type=_str_list, default=[],
+                      help="finished stages to remove and redo")  # fmt: skip
+    from brainldm.pipeline import STAGES
 
-    from brainldm.pipeline._run import STAGES
+    demo.add_argument("--stages", type=_str_list, default=list(STAGES))
+    demo.set_defaults(func=_cmd_demo)
 
     run = sub.add_parser("run", help="the whole analysis from a TOML config")
     run.add_argument("config", nargs="?", default=None, help="TOML run config")
     run.add_argument("--preset", default="takagi2023", help="takagi2023, recommended or demo")
-    run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                     help="override a setting, e.g. --set data.nsd_root='\"/data/nsd\"'")  # fmt: skip
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a setting, e.g. --set data.nsd_root='\"/data/nsd\"'",
+    )
     run.add_argument("--subjects", type=_int_list, default=None, help="e.g. 1,2,5,7")
     run.add_argument("--out", default="brainldm_run", help="output folder")
-    run.add_argument("--stages", type=_str_list, default=list(STAGES))
-    run.add_argument("--force", type=_str_list, default=[], help="stages to redo")
+    run.add_argument("--stages", type=_str_list, default=list(STAGES),
+                     help="stages to run; finished ones are skipped, never removed")  # fmt: skip
+    run.add_argument("--force", type=_str_list, default=[],
+                     help="finished stages to remove and redo (with the finished stages after "
+                     "them); without it finished work is never removed")  # fmt: skip
     run.add_argument("--dry-run", action="store_true", help="print the resolved config")
     run.set_defaults(func=_cmd_run)
 
-    from brainldm.rating import add_rate_subcommands
+    from brainldm.cli._rate import add_rate_subcommands
 
     add_rate_subcommands(sub)
 
@@ -272,21 +300,51 @@ def build_parser() -> argparse.ArgumentParser:
     feat.add_argument("--model", required=True, help="SD v1.x diffusers folder or .ckpt")
     feat.add_argument("--out", required=True, help="feature store folder")
     feat.add_argument("--features", type=_str_list, default=["z", "c"])
-    feat.add_argument("--z-posterior", default="mean", help="mean or sample")
-    feat.add_argument("--batch-size", type=int, default=8)
+    feat.add_argument("--z-posterior", default=FeaturesConfig.z_posterior,
+                      help="sample (the paper's) or mean")  # fmt: skip
+    feat.add_argument("--batch-size", type=int, default=FeaturesConfig.batch_size)
     feat.add_argument("--device", default="cpu")
     feat.set_defaults(func=_cmd_extract_features)
 
+    dec = sub.add_parser("decode", help="fit the decoders (early → z, ventral → c), decode "
+                         "the test images")  # fmt: skip
+    dec.add_argument(
+        "--prepared",
+        required=True,
+        help="a subject's prepared split (.h5 written by `brainldm prepare`)",
+    )
+    dec.add_argument(
+        "--features",
+        required=True,
+        help="feature stores with z/ and c/ (`brainldm extract-features --out`)",
+    )
+    dec.add_argument("--out", required=True, help="decoded latents file (.npz)")
+    dec.add_argument(
+        "--preset",
+        default="takagi2023",
+        help="settings of [decoding] and the ROIs: takagi2023, recommended or demo",
+    )
+    dec.add_argument("config", nargs="?", default=None, help="TOML run config (else --preset)")
+    dec.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                     help="override a setting, e.g. --set decoding.alphas=[1,10,100]")  # fmt: skip
+    dec.add_argument("--z-roi", default=None, help="ROI → z (default: data.z_roi)")
+    dec.add_argument("--c-roi", default=None, help="ROI → c (default: data.c_roi)")
+    dec.set_defaults(func=_cmd_decode)
+
+    paper = ReconstructionConfig()  # the CLI's defaults are the config's (the paper's)
     rec = sub.add_parser("reconstruct", help="images from decoded z and c")
     rec.add_argument("--model", required=True, help="SD v1.x diffusers folder or .ckpt")
     rec.add_argument("--decoded", required=True,
-                     help=".npz with nsd_ids, image_latents, text_embeddings")  # fmt: skip
+                     help="decoded latents (`brainldm decode --out`, or a run's "
+                     "decode/subjNN_decoded.npz)")  # fmt: skip
     rec.add_argument("--out", required=True)
     rec.add_argument("--conditions", type=_str_list, default=["zc", "z", "c"])
-    rec.add_argument("--n-samples", type=int, default=5)
-    rec.add_argument("--steps", type=int, default=50)
-    rec.add_argument("--seed", type=int, default=42)
-    rec.add_argument("--timesteps", default="compvis", help="compvis or diffusers")
+    rec.add_argument("--n-samples", type=int, default=paper.n_samples)
+    rec.add_argument("--steps", type=int, default=paper.num_inference_steps)
+    rec.add_argument("--strength", type=float, default=paper.strength)
+    rec.add_argument("--guidance-scale", type=float, default=paper.guidance_scale)
+    rec.add_argument("--seed", type=int, default=paper.seed)
+    rec.add_argument("--timesteps", default=paper.timesteps, help="compvis or diffusers")
     rec.add_argument("--start", type=int, default=None, help="first row (for sharding)")
     rec.add_argument("--stop", type=int, default=None, help="row after the last")
     rec.add_argument("--batch-size", type=int, default=4)
@@ -307,7 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # one line for the user; --debug for the traceback
         if args.debug:
             raise
-        message = " ".join(str(err).split()) or type(err).__name__
+        lines = [" ".join(line.split()) for line in str(err).splitlines()]
+        message = "\n  ".join(line for line in lines if line) or type(err).__name__
         print(f"brainldm {args.command}: error: {message}", file=sys.stderr)
         return 1
 

@@ -20,6 +20,7 @@ it from the object store (without a copy for numpy arrays on its node).
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +31,100 @@ logger = logging.getLogger(__name__)
 
 #: Values of the ``executor`` setting.
 EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Where and how the heavy work runs: one object instead of eight keywords.
+
+    None of these settings changes a result (the work items, not the workers,
+    define the work), so none of them is part of a stage's cache key.
+
+    Attributes
+    ----------
+    executor : {"local", "ray"}
+        ``"local"``: this process, Ray is never imported. ``"ray"``: Ray actors.
+    address : str, optional
+        Ray cluster to use when Ray is not yet initialised in this process:
+        ``None`` connects to a running local cluster or starts one, ``"auto"``
+        the cluster of this machine (``ray start --head``), or ``"ray://host:10001"``.
+    n_workers : int, optional
+        Ray workers (actors). Default: as many as the cluster's CPUs (or GPUs)
+        allow, at most one per item. Must be 1 or None with ``"local"``.
+    num_cpus_per_worker : float
+        CPUs reserved per Ray worker; Ray also sets its ``OMP_NUM_THREADS``.
+    num_gpus_per_worker : float, optional
+        GPUs per Ray worker (a fraction shares a GPU). None: 1 when ``device``
+        is a CUDA device and the executor is Ray, else 0.
+    max_retries : int
+        Times an item is given to another worker after its worker died.
+    shard_size : int
+        Images per work item of feature extraction and reconstruction.
+    voxel_batch_size : int, optional
+        Voxels per work item of the encoding fits; None: all in one.
+    device : str
+        Torch device of the models (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
+
+    Examples
+    --------
+    >>> Execution(executor="ray", n_workers=4).gpus_per_worker
+    0
+    """
+
+    executor: str = "local"
+    address: str | None = None
+    n_workers: int | None = None
+    num_cpus_per_worker: float = 1
+    num_gpus_per_worker: float | None = None
+    max_retries: int = 3
+    shard_size: int = 8
+    voxel_batch_size: int | None = None
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        from brainldm._utils import check_number, check_option
+
+        check_option("executor", self.executor, EXECUTORS)
+        if self.n_workers is not None:
+            check_number("n_workers", self.n_workers, low=1, integer=True)
+        if self.executor == "local" and self.n_workers not in (None, 1):
+            raise ValueError(
+                f"executor='local' runs one worker, got n_workers={self.n_workers!r}; "
+                "use executor='ray' for more."
+            )
+        check_number("num_cpus_per_worker", self.num_cpus_per_worker, low=0, low_open=True)
+        if self.num_gpus_per_worker is not None:
+            check_number("num_gpus_per_worker", self.num_gpus_per_worker, low=0)
+        check_number("max_retries", self.max_retries, low=0, integer=True)
+        check_number("shard_size", self.shard_size, low=1, integer=True)
+        if self.voxel_batch_size is not None:
+            check_number("voxel_batch_size", self.voxel_batch_size, low=1, integer=True)
+        on_gpu = str(self.device).startswith("cuda")
+        if self.executor == "ray" and on_gpu and self.num_gpus_per_worker == 0:
+            raise ValueError(
+                f"device={self.device!r} needs GPUs on the Ray workers, got "
+                "num_gpus_per_worker=0 (use 1, or 0.5 to share a GPU)."
+            )
+
+    @property
+    def gpus_per_worker(self) -> float:
+        """GPUs each Ray worker reserves (``num_gpus_per_worker`` resolved)."""
+        if self.num_gpus_per_worker is not None:
+            return self.num_gpus_per_worker
+        return 1 if self.executor == "ray" and str(self.device).startswith("cuda") else 0
+
+
+def as_execution(execution: Execution | str | None) -> Execution:
+    """An :class:`Execution` from itself, an executor name, or None (local)."""
+    if execution is None:
+        return Execution()
+    if isinstance(execution, str):
+        return Execution(executor=execution)
+    if not isinstance(execution, Execution):
+        raise TypeError(
+            f"execution must be an Execution, 'local' or 'ray', got {type(execution).__name__}."
+        )
+    return execution
 
 
 @dataclass(frozen=True)
@@ -101,6 +196,34 @@ def make_shards(nsd_ids: Sequence[int], shard_size: int) -> list[Shard]:
     ]
 
 
+class MissingOutputsError(RuntimeError):
+    """Some expected outputs of a run are not on disk.
+
+    Attributes
+    ----------
+    missing : list of str
+        The missing outputs (paths relative to the output folder).
+    """
+
+    def __init__(self, message: str, missing: Sequence[str]) -> None:
+        super().__init__(message)
+        self.missing = list(missing)
+
+
+def missing_outputs_error(
+    what: str, missing: list[str], n_expected: int, where: str | os.PathLike
+) -> MissingOutputsError:
+    """The error for a run whose expected outputs are not all on disk (shows 10 of them)."""
+    shown = ", ".join(missing[:10])
+    if len(missing) > 10:
+        shown += f", ... ({len(missing) - 10} more)"
+    return MissingOutputsError(
+        f"{len(missing)} of {n_expected} expected {what} are missing in {str(where)!r}: "
+        f"{shown}. Run again to compute them (finished ones are kept).",
+        missing,
+    )
+
+
 class _Worker:
     """Holds ``fn`` and the result of ``setup()``; Ray wraps it as an actor."""
 
@@ -125,7 +248,7 @@ def _import_ray():
 
 
 @contextmanager
-def executor_session(executor: str = "local", address: str | None = None) -> Iterator[None]:
+def executor_session(execution: Execution | str | None = None) -> Iterator[None]:
     """Keep one Ray connection open across several :func:`map_shards` calls.
 
     Without it, each ``map_shards(..., executor="ray")`` call starts a local
@@ -134,9 +257,8 @@ def executor_session(executor: str = "local", address: str | None = None) -> Ite
 
     Parameters
     ----------
-    executor : {"local", "ray"}
-    address : str, optional
-        See :func:`map_shards`; used when Ray is not yet initialised. A cluster
+    execution : Execution or {"local", "ray"}, optional
+        Its ``address`` is used when Ray is not yet initialised. A cluster
         started here is shut down at the end.
 
     Examples
@@ -145,16 +267,14 @@ def executor_session(executor: str = "local", address: str | None = None) -> Ite
     ...     map_shards(abs, [-1, 2])
     [1, 2]
     """
-    from brainldm._utils import check_option
-
-    check_option("executor", executor, EXECUTORS)
-    if executor == "local":
+    execution = as_execution(execution)
+    if execution.executor == "local":
         yield
         return
     ray = _import_ray()
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address)
+        ray.init(address=execution.address)
     try:
         yield
     finally:
@@ -171,12 +291,7 @@ def map_shards(
     fn: Callable,
     items: Iterable[Any],
     setup: Callable[[], Any] | None = None,
-    executor: str = "local",
-    address: str | None = None,
-    n_workers: int | None = None,
-    num_cpus_per_worker: float = 1,
-    num_gpus_per_worker: float = 0,
-    max_retries: int = 3,
+    execution: Execution | str | None = None,
     retry_exceptions: bool = False,
     progress: bool = False,
     shared: Any = None,
@@ -195,25 +310,9 @@ def map_shards(
     setup : callable, optional
         ``setup() -> state``, run once per worker (and again when Ray restarts a
         dead worker): load a model, open a file.
-    executor : {"local", "ray"}
-        ``"local"``: one worker, this process, Ray is not imported. ``"ray"``: the
-        cluster at ``address``.
-    address : str, optional
-        Ray cluster to use when Ray is not yet initialised in this process:
-        ``None`` connects to a running local cluster or starts one, ``"auto"``
-        connects to the cluster of this machine (``ray start --head``), or
-        ``"ray://host:10001"``. A cluster started here is shut down at the end.
-    n_workers : int, optional
-        Ray workers (actors). Default: as many as the cluster's CPUs (or GPUs,
-        with ``num_gpus_per_worker``) allow, at most one per item. Must be 1 or
-        None with ``"local"``.
-    num_cpus_per_worker : float
-        CPUs reserved per Ray worker; Ray also sets its ``OMP_NUM_THREADS``.
-    num_gpus_per_worker : float
-        GPUs per Ray worker (a fraction shares a GPU). Ray sets
-        ``CUDA_VISIBLE_DEVICES``, so the worker's ``"cuda"`` is its own GPU.
-    max_retries : int
-        Times an item is given to another worker after its worker died.
+    execution : Execution or {"local", "ray"}, optional
+        Where the items run (executor, Ray address, workers, resources per
+        worker, retries). Default: this process.
     retry_exceptions : bool
         Also retry items whose ``fn`` raised (default: raise at once).
     progress : bool
@@ -236,22 +335,11 @@ def map_shards(
     >>> map_shards(divmod, [7, 9], shared=4)
     [(1, 3), (2, 1)]
     """
-    from brainldm._utils import check_option
-
-    check_option("executor", executor, EXECUTORS)
-    if max_retries < 0:
-        raise ValueError(f"max_retries must be >= 0, got {max_retries!r}.")
+    execution = as_execution(execution)
     items = list(items)
-    if executor == "local":
-        if n_workers not in (None, 1):
-            raise ValueError(
-                f"executor='local' runs one worker, got n_workers={n_workers!r}; "
-                "use executor='ray' for more."
-            )
+    if execution.executor == "local":
         return _map_local(fn, items, setup, progress, shared)
-    return _map_ray(fn, items, setup, address, n_workers, num_cpus_per_worker,
-                    num_gpus_per_worker, max_retries, retry_exceptions, progress,
-                    shared)  # fmt: skip
+    return _map_ray(fn, items, setup, execution, retry_exceptions, progress, shared)
 
 
 def _map_local(fn, items, setup, progress, shared):
@@ -278,9 +366,11 @@ def _default_n_workers(ray, num_cpus_per_worker, num_gpus_per_worker) -> int:
     return max(1, int(n))
 
 
-def _map_ray(fn, items, setup, address, n_workers, num_cpus_per_worker, num_gpus_per_worker,
-             max_retries, retry_exceptions, progress, shared):  # fmt: skip
+def _map_ray(fn, items, setup, execution, retry_exceptions, progress, shared):
     ray = _import_ray()
+    e = execution
+    address, n_workers, max_retries = e.address, e.n_workers, e.max_retries
+    num_cpus_per_worker, num_gpus_per_worker = e.num_cpus_per_worker, e.gpus_per_worker
     from tqdm.auto import tqdm
 
     if not items:

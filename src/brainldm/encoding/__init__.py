@@ -1,17 +1,22 @@
 """LDM features → brain: voxel-wise encoding models and their statistics."""
 
+from brainldm.encoding._analyses import (
+    EncodingAnalyses,
+    fit_encoding_model,
+    run_encoding_analyses,
+)
+from brainldm.encoding._distribute import fit_models
 from brainldm.encoding._models import (
     PAPER_N_COMPONENTS,
-    EncodingAnalyses,
     EncodingBlock,
     EncodingResult,
+    FitOptions,
     ReducedSpace,
     assemble_encoding_result,
-    fit_encoding_model,
     fit_voxel_block,
+    model_cv_strategy,
     reduce_features,
     reduce_space,
-    run_encoding_analyses,
     voxel_batches,
 )
 from brainldm.encoding._stats import (
@@ -25,9 +30,12 @@ from brainldm.encoding._stats import (
 __all__ = [
     "fit_encoding_model",
     "run_encoding_analyses",
+    "fit_models",
+    "FitOptions",
     "reduce_features",
     # the pieces of a fit: reduce once, fit voxel blocks, assemble (p, FDR over all voxels)
     "reduce_space",
+    "model_cv_strategy",
     "fit_voxel_block",
     "assemble_encoding_result",
     "voxel_batches",

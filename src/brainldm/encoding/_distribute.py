@@ -9,9 +9,10 @@ and the betas are not copied into every block item: they travel once as
 workers of a node). The blocks of a model are joined in voxel order, and
 p-values and FDR are computed over all its voxels, in the calling process.
 
-Ridge targets are independent, and every block chooses its CV strategy as the
-whole model would (``n_voxels``), so the results do not depend on the batches,
-the executor or the number of workers.
+Ridge targets are independent, and every block of a model solves its CV folds
+as the whole model would (:func:`model_cv_strategy`, computed once per model),
+so the results do not depend on the batches, the executor or the number of
+workers.
 """
 
 from __future__ import annotations
@@ -19,40 +20,27 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from brainldm.distributed import Execution, as_execution, executor_session, map_shards
 from brainldm.encoding._models import (
-    PAPER_N_COMPONENTS,
     EncodingBlock,
     EncodingResult,
+    FitOptions,
     ReducedSpace,
     _as_2d,
     _unique_rows,
     assemble_encoding_result,
     fit_voxel_block,
-    reduce_features,
+    model_cv_strategy,
+    reduce_space,
     voxel_batches,
 )
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class FitOptions:
-    """Model options shared by every fit of a run (see :func:`fit_encoding_model`)."""
-
-    n_components: int | None = PAPER_N_COMPONENTS
-    alphas: Sequence[float] | None = None
-    cv: int = 5
-    q: float = 0.05
-    backend: str = "numpy"
-    device: str = "cpu"
-    random_state: int | None = 0
-    progress: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,31 +54,25 @@ class _ReduceTask:
     n_components: int | None
     random_state: int | None
 
+    @classmethod
+    def of(cls, name: str, X_train: np.ndarray, X_test: np.ndarray, groups: np.ndarray | None,
+           options: FitOptions) -> _ReduceTask:  # fmt: skip
+        """Make the item of one space: its distinct training images and its test images."""
+        rows = np.asarray(X_train)
+        rows = rows.reshape(len(rows), -1)
+        index = None
+        if groups is not None:
+            rows, index = _unique_rows(rows, np.asarray(groups))
+        return cls(name, rows, np.asarray(X_test), index, options.n_components,
+                   options.random_state)  # fmt: skip
+
     def __call__(self) -> ReducedSpace:
-        Z_train, Z_test = reduce_features(
-            self.train_rows, self.test, self.n_components, self.random_state
-        )
-        return ReducedSpace(self.name, Z_train, Z_test, self.train_index)
+        space = reduce_space(self.name, self.train_rows, self.test, None, self.n_components,
+                             self.random_state)  # fmt: skip
+        return dataclasses.replace(space, train_index=self.train_index)
 
     def __str__(self) -> str:
         return f"PCA of {self.name!r} ({self.train_rows.shape[0]} training rows)"
-
-
-def reduce_task(
-    name: str,
-    X_train: np.ndarray,
-    X_test: np.ndarray,
-    groups: np.ndarray | None,
-    n_components: int | None,
-    random_state: int | None,
-) -> _ReduceTask:
-    """The PCA work item of one space: its distinct training images and its test images."""
-    X_train = np.asarray(X_train)
-    rows = X_train.reshape(len(X_train), -1)
-    index = None
-    if groups is not None:  # PCA on each distinct training image once
-        rows, index = _unique_rows(rows, np.asarray(groups))
-    return _ReduceTask(name, rows, np.asarray(X_test), index, n_components, random_state)
 
 
 def _run_reduce(task: _ReduceTask) -> ReducedSpace:
@@ -115,7 +97,7 @@ class _BlockTask:
     spaces: tuple[str, ...]
     start: int
     stop: int
-    n_voxels: int
+    cv_strategy: str  # the whole model's (model_cv_strategy)
     options: FitOptions
 
     def __str__(self) -> str:
@@ -127,14 +109,14 @@ def _run_block(task: _BlockTask, data: _Data) -> EncodingBlock:
     return fit_voxel_block(
         [data.spaces[s] for s in task.spaces], data.Y_train[:, cols], data.Y_test[:, cols],
         data.groups, alphas=o.alphas, cv=o.cv, backend=o.backend, device=o.device,
-        random_state=o.random_state, progress=o.progress, n_voxels=task.n_voxels,
+        random_state=o.random_state, progress=o.progress, cv_strategy=task.cv_strategy,
     )  # fmt: skip
 
 
 def _check_features(
     models: Mapping[str, tuple[str, ...]], train: Mapping, test: Mapping, n_train: int, n_test: int
 ) -> list[str]:
-    """The distinct feature sets of ``models`` in order of first use; check their rows."""
+    """Return the distinct feature sets of ``models`` in order of first use; check their rows."""
     names = list(dict.fromkeys(s for spaces in models.values() for s in spaces))
     for s in names:
         if len(train[s]) != n_train or len(test[s]) != n_test:
@@ -148,18 +130,13 @@ def _check_features(
 def fit_models(
     models: Mapping[str, tuple[str, ...]],
     train: Mapping[str, np.ndarray],
-    test: Mapping[str, np.ndarray],
     Y_train: np.ndarray,
+    test: Mapping[str, np.ndarray],
     Y_test: np.ndarray,
-    groups: np.ndarray | None,
-    options: FitOptions,
-    voxel_batch_size: int | None = None,
-    executor: str = "local",
-    address: str | None = None,
-    n_workers: int | None = None,
-    num_cpus_per_worker: float = 1,
-    num_gpus_per_worker: float | None = None,
-    max_retries: int = 3,
+    groups: np.ndarray | None = None,
+    options: FitOptions | None = None,
+    *,
+    execution: Execution | str | None = None,
 ) -> dict[str, EncodingResult]:
     """Fit several encoding models, by voxel batches, in this process or on Ray.
 
@@ -167,26 +144,30 @@ def fit_models(
     ----------
     models : mapping of str to tuple of str
         Model name -> its feature spaces (keys of ``train``/``test``), in order.
-    train, test : mapping of str to ndarray of shape (n_train, ...) / (n_test, ...)
+    train : mapping of str to ndarray of shape (n_train, ...)
+        Feature sets, one row per training trial.
     Y_train : ndarray of shape (n_train, n_voxels)
+        Training betas.
+    test : mapping of str to ndarray of shape (n_test, ...)
+        The same feature sets for the test images.
     Y_test : ndarray of shape (n_test, n_voxels)
+        Test betas.
     groups : ndarray of int, shape (n_train,), optional
-    options : FitOptions
-    voxel_batch_size, executor, address, n_workers, num_cpus_per_worker,
-    num_gpus_per_worker, max_retries
-        See :func:`~brainldm.encoding.run_encoding_analyses`.
+        ``nsd_id`` of each training trial.
+    options : FitOptions, optional
+        Model options (default ``FitOptions()``).
+    execution : Execution or {"local", "ray"}, optional
+        Where the fits run, and ``voxel_batch_size`` (see
+        :func:`~brainldm.encoding.run_encoding_analyses`). Default: this
+        process, all voxels at once.
 
     Returns
     -------
     results : dict of str to EncodingResult
         In the order of ``models``.
     """
-    from brainldm._utils import check_option
-    from brainldm.distributed import EXECUTORS
-
-    check_option("executor", executor, EXECUTORS)
-    if not 0 < options.q < 1:  # before the fits, not after
-        raise ValueError(f"q must be in (0, 1), got {options.q!r}.")
+    options = FitOptions() if options is None else options
+    execution = as_execution(execution)
     Y_train, Y_test = _as_2d("Y_train", Y_train), _as_2d("Y_test", Y_test)
     n_voxels = Y_train.shape[1]
     if Y_test.shape[1] != n_voxels or n_voxels == 0:
@@ -198,48 +179,57 @@ def fit_models(
     if groups is not None and len(groups) != len(Y_train):
         raise ValueError(f"groups has {len(groups)} entries but Y_train has {len(Y_train)} rows.")
     names = _check_features(models, train, test, len(Y_train), len(Y_test))
-    batches = voxel_batches(n_voxels, voxel_batch_size)
-    run = dict(
-        models=models, train=train, test=test, Y_train=Y_train, Y_test=Y_test, groups=groups,
-        options=options, batches=batches, names=names,
-    )  # fmt: skip
-    if executor == "local":
-        if n_workers not in (None, 1):
-            raise ValueError(
-                f"executor='local' runs one worker, got n_workers={n_workers!r}; "
-                "use executor='ray' for more."
-            )
-        return _fit_local(**run)
-    return _fit_ray(**run, address=address, n_workers=n_workers,
-                    num_cpus_per_worker=num_cpus_per_worker,
-                    num_gpus_per_worker=num_gpus_per_worker, max_retries=max_retries)  # fmt: skip
+    run = _Run(models, train, test, _Data({}, Y_train, Y_test, groups), options,
+               voxel_batches(n_voxels, execution.voxel_batch_size), names)  # fmt: skip
+    if execution.executor == "local":
+        return _fit_local(run)
+    return _fit_ray(run, execution)
 
 
-def _tasks(name: str, spaces: tuple, batches: list, n_voxels: int, options: FitOptions) -> list:
-    return [_BlockTask(name, spaces, a, b, n_voxels, options) for a, b in batches]
+@dataclass(frozen=True)
+class _Run:
+    """One call of :func:`fit_models`, checked."""
+
+    models: Mapping[str, tuple[str, ...]]
+    train: Mapping[str, np.ndarray]
+    test: Mapping[str, np.ndarray]
+    data: _Data  # betas and groups; no spaces yet
+    options: FitOptions
+    batches: list[tuple[int, int]]
+    names: list[str]  # distinct feature sets, in order of first use
+
+    def reduce_task(self, space: str) -> _ReduceTask:
+        return _ReduceTask.of(space, self.train[space], self.test[space], self.data.groups,
+                              self.options)  # fmt: skip
+
+    def tasks(self, name: str, reduced: Mapping[str, ReducedSpace],
+              options: FitOptions) -> list[_BlockTask]:  # fmt: skip
+        """Return the block items of model ``name``, with the whole model's CV strategy."""
+        spaces = self.models[name]
+        o = self.options
+        strategy = model_cv_strategy([reduced[s] for s in spaces], self.data.Y_train.shape[1],
+                                     self.data.groups, o.alphas, o.cv, o.random_state)  # fmt: skip
+        return [_BlockTask(name, spaces, a, b, strategy, options) for a, b in self.batches]
+
+    def assemble(self, name: str, blocks: list, reduced: Mapping) -> EncodingResult:
+        spaces = self.models[name]
+        dims = {s: reduced[s].n_components for s in spaces}
+        return assemble_encoding_result(blocks, spaces, dims, len(self.data.Y_test),
+                                        self.options.q, name=name)  # fmt: skip
 
 
-def _assemble(name: str, spaces: tuple, blocks: list, reduced: Mapping, n_test: int, q: float):
-    dims = {s: reduced[s].n_components for s in spaces}
-    return assemble_encoding_result(blocks, spaces, dims, n_test, q, name=name)
-
-
-def _fit_local(models, train, test, Y_train, Y_test, groups, options, batches, names):
+def _fit_local(run: _Run) -> dict[str, EncodingResult]:
     """Model after model; a space's PCA is kept while later models still need it."""
-    n_voxels = Y_train.shape[1]
-    uses = Counter(s for spaces in models.values() for s in spaces)
+    uses = Counter(s for spaces in run.models.values() for s in spaces)
     reduced: dict[str, ReducedSpace] = {}
     results = {}
-    for name, spaces in models.items():
+    for name, spaces in run.models.items():
         for s in spaces:
             if s not in reduced:
-                reduced[s] = _run_reduce(
-                    reduce_task(s, train[s], test[s], groups, options.n_components,
-                                options.random_state)
-                )  # fmt: skip
-        data = _Data({s: reduced[s] for s in spaces}, Y_train, Y_test, groups)
-        blocks = [_run_block(t, data) for t in _tasks(name, spaces, batches, n_voxels, options)]
-        results[name] = _assemble(name, spaces, blocks, reduced, len(Y_test), options.q)
+                reduced[s] = _run_reduce(run.reduce_task(s))
+        data = dataclasses.replace(run.data, spaces={s: reduced[s] for s in spaces})
+        blocks = [_run_block(t, data) for t in run.tasks(name, reduced, run.options)]
+        results[name] = run.assemble(name, blocks, reduced)
         for s in spaces:
             uses[s] -= 1
             if uses[s] == 0:
@@ -247,31 +237,23 @@ def _fit_local(models, train, test, Y_train, Y_test, groups, options, batches, n
     return results
 
 
-def _fit_ray(models, train, test, Y_train, Y_test, groups, options, batches, names, address,
-             n_workers, num_cpus_per_worker, num_gpus_per_worker, max_retries):  # fmt: skip
+def _fit_ray(run: _Run, execution: Execution) -> dict[str, EncodingResult]:
     """PCA per feature set, then every (model, voxel batch) in one ``map_shards`` call."""
-    from brainldm.distributed import executor_session, map_shards
-    from brainldm.distributed._runs import _gpus_per_worker
-
-    num_gpus = _gpus_per_worker("ray", options.device, num_gpus_per_worker)
-    common: dict[str, Any] = dict(executor="ray", n_workers=n_workers,
-                                  num_cpus_per_worker=num_cpus_per_worker,
-                                  max_retries=max_retries, progress=options.progress)  # fmt: skip
-    n_voxels = Y_train.shape[1]
-    quiet = dataclasses.replace(options, progress=False)  # no ridge progress bars on workers
-    tasks = [t for name, spaces in models.items()
-             for t in _tasks(name, spaces, batches, n_voxels, quiet)]  # fmt: skip
-    with executor_session("ray", address):
-        pca = [reduce_task(s, train[s], test[s], groups, options.n_components,
-                           options.random_state) for s in names]  # fmt: skip
-        reduced = dict(zip(names, map_shards(_run_reduce, pca, num_gpus_per_worker=0, **common),
-                           strict=True))  # fmt: skip
-        del pca
-        logger.info("%d models x %d voxel batches on Ray", len(models), len(batches))
-        data = _Data(reduced, Y_train, Y_test, groups)
-        blocks = map_shards(_run_block, tasks, shared=data, num_gpus_per_worker=num_gpus, **common)
-    results, k = {}, len(batches)
-    for m, (name, spaces) in enumerate(models.items()):
-        results[name] = _assemble(name, spaces, blocks[m * k : (m + 1) * k], reduced,
-                                  len(Y_test), options.q)  # fmt: skip
+    progress = run.options.progress
+    # PCA runs on CPUs; the ridge's device decides the GPUs of the fits by default.
+    pca = dataclasses.replace(execution, num_gpus_per_worker=0, device="cpu")
+    fits = dataclasses.replace(execution, device=run.options.device)
+    quiet = dataclasses.replace(run.options, progress=False)  # no ridge bars on workers
+    with executor_session(execution):
+        items = [run.reduce_task(s) for s in run.names]
+        reduced = dict(zip(run.names, map_shards(_run_reduce, items, execution=pca,
+                                                 progress=progress), strict=True))  # fmt: skip
+        del items
+        tasks = [t for name in run.models for t in run.tasks(name, reduced, quiet)]
+        logger.info("%d models x %d voxel batches on Ray", len(run.models), len(run.batches))
+        data = dataclasses.replace(run.data, spaces=reduced)
+        blocks = map_shards(_run_block, tasks, shared=data, execution=fits, progress=progress)
+    results, k = {}, len(run.batches)
+    for m, name in enumerate(run.models):
+        results[name] = run.assemble(name, blocks[m * k : (m + 1) * k], reduced)
     return results

@@ -1,18 +1,19 @@
 """Voxel-wise encoding models: LDM features → brain (Takagi & Nishimoto 2023, §3.5).
 
-For a feature set (one space, e.g. z, or several, e.g. z + zc), each space is
-reduced to at most 6,400 dimensions by PCA fitted on the training images only,
-a ridge model (one alpha per voxel, and per space for joint models, chosen by
-grouped K-fold CV on the training trials) predicts every voxel, and the
-prediction accuracy on the held-out shared images is tested voxel by voxel.
+The core of a fit, as plain functions of arrays. For a feature set (one
+space, e.g. z, or several, e.g. z + zc), each space is reduced to at most
+6,400 dimensions by PCA fitted on the training images only
+(:func:`reduce_space`), a ridge model (one alpha per voxel, and per space for
+joint models, chosen by grouped K-fold CV on the training trials) predicts a
+block of voxels and is tested on the held-out shared images
+(:func:`fit_voxel_block`), and the blocks are joined and tested voxel by voxel
+over all voxels (:func:`assemble_encoding_result`). Ridge targets are
+independent, so blocks give the one-shot fit once every block solves its CV
+folds in the same way (:func:`model_cv_strategy`).
 
-A fit is three steps, each usable alone: reduce each space once
-(:func:`reduce_space`), fit and test blocks of voxels (:func:`fit_voxel_block`;
-ridge targets are independent, so blocks give the one-shot fit), then join the
-blocks and compute p-values and FDR over all voxels
-(:func:`assemble_encoding_result`). :func:`run_encoding_analyses` runs them for
-every model of the analysis, in this process or as (model, voxel batch) work
-items on Ray.
+``_distribute`` runs these pieces as work items; ``_analyses`` builds the
+paper's analyses on top. (Slightly over 500 lines: the three steps of one fit
+and the records they pass, kept in one file so a fit reads top to bottom.)
 """
 
 from __future__ import annotations
@@ -26,13 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from brainldm.encoding._stats import (
-    best_layer,
-    correlation_pvalues,
-    fdr_significant,
-    pearson_r,
-    unique_variance,
-)
+from brainldm._utils import atomic_path, check_positive_int, write_json_atomic
+from brainldm.encoding._stats import correlation_pvalues, fdr_significant, pearson_r
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +61,8 @@ class EncodingResult:
         Dimensions kept per space (after PCA).
     q : float
     n_test : int
+    meta : dict
+        Any other JSON-able facts, saved along.
     """
 
     name: str
@@ -82,8 +80,6 @@ class EncodingResult:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``path`` (.npz) and ``path.json`` atomically."""
-        from brainldm._utils import atomic_path, write_json_atomic
-
         path = Path(path)
         arrays = {k: getattr(self, k) for k in ("r", "p", "significant", "r2", "best_alphas")}
         if self.r2_split is not None:
@@ -106,19 +102,11 @@ class EncodingResult:
         with np.load(path) as data:
             arrays = {k: data[k] for k in data.files}
         return cls(
-            name=meta.pop("name"),
-            spaces=tuple(meta.pop("spaces")),
-            r=arrays["r"],
-            p=arrays["p"],
-            significant=arrays["significant"],
-            r2=arrays["r2"],
-            r2_split=arrays.get("r2_split"),
-            best_alphas=arrays["best_alphas"],
-            n_components=meta.pop("n_components"),
-            q=meta.pop("q"),
-            n_test=meta.pop("n_test"),
-            meta=meta,
-        )
+            name=meta.pop("name"), spaces=tuple(meta.pop("spaces")), r=arrays["r"], p=arrays["p"],
+            significant=arrays["significant"], r2=arrays["r2"], r2_split=arrays.get("r2_split"),
+            best_alphas=arrays["best_alphas"], n_components=meta.pop("n_components"),
+            q=meta.pop("q"), n_test=meta.pop("n_test"), meta=meta,
+        )  # fmt: skip
 
 
 def reduce_features(
@@ -197,7 +185,7 @@ class ReducedSpace:
         return int(self.train.shape[1])
 
     def train_trials(self) -> np.ndarray:
-        """The reduced features of every training trial, shape (n_train, k)."""
+        """Return the reduced features of every training trial, shape (n_train, k)."""
         return self.train if self.train_index is None else self.train[self.train_index]
 
 
@@ -209,7 +197,7 @@ def reduce_space(
     n_components: int | None = PAPER_N_COMPONENTS,
     random_state: int | None = 0,
 ) -> ReducedSpace:
-    """Reduce one feature space for the encoding models, as :func:`fit_encoding_model` does.
+    """Reduce one feature space for the encoding models (PCA on the training images).
 
     Parameters
     ----------
@@ -227,9 +215,13 @@ def reduce_space(
     -------
     space : ReducedSpace
     """
-    from brainldm.encoding._distribute import reduce_task
-
-    return reduce_task(name, X_train, X_test, groups, n_components, random_state)()
+    X_train = np.asarray(X_train)
+    rows = X_train.reshape(len(X_train), -1)
+    index = None
+    if groups is not None:  # PCA on each distinct training image once
+        rows, index = _unique_rows(rows, np.asarray(groups))
+    Z_train, Z_test = reduce_features(rows, X_test, n_components, random_state)
+    return ReducedSpace(name, Z_train, Z_test, index)
 
 
 @dataclass
@@ -259,25 +251,103 @@ class EncodingBlock:
         return int(len(self.r))
 
 
-def _choose_cv_strategy_as_for(model, n_targets: int | None):
-    """Make ``model`` pick its CV strategy as a fit on ``n_targets`` targets would.
+@dataclass(frozen=True)
+class FitOptions:
+    """Model options shared by every fit of a run.
 
-    The ridge chooses how to solve its folds (``cv_strategy="auto"``) from the
-    problem's size, the number of targets included. Both ways are exact, but
-    their CV scores differ by rounding, which could tip a near-tie between two
-    alphas; choosing as for the whole model's voxels makes every voxel block
-    score the alphas as the one-shot fit does (the weights, from one
-    decomposition, do not depend on it).
+    None of them is about where the fits run (that is
+    :class:`~brainldm.distributed.Execution`); each changes the result.
+
+    Attributes
+    ----------
+    n_components : int or None
+        PCA size per space (6,400 in the paper); None skips PCA.
+    alphas : sequence of float, optional
+        Ridge grid (default :data:`brainldm.ridge.DEFAULT_ALPHAS`).
+    cv : int
+        CV folds (grouped by image when the fit gets ``groups``).
+    q : float
+        FDR level, in (0, 1).
+    backend : {"numpy", "torch"}
+        Ridge backend.
+    device : str
+        Ridge device (``"cpu"``, or ``"cuda"`` with ``backend="torch"``); on
+        Ray, a CUDA device gives each worker a GPU unless the execution says
+        otherwise.
+    random_state : int or None
+        Seed of the grouped folds and of the randomised PCA.
+    progress : bool
+        Progress bars.
+
+    Examples
+    --------
+    >>> FitOptions(n_components=None, alphas=(1.0, 10.0)).cv
+    5
     """
-    if n_targets is None:
-        return model
-    choose = model._strategy  # brainldm.ridge's own hook: fails loudly if it is renamed
 
-    def strategy(dec, folds, n_alphas, _n_block_targets):
-        return choose(dec, folds, n_alphas, n_targets)
+    n_components: int | None = PAPER_N_COMPONENTS
+    alphas: Sequence[float] | None = None
+    cv: int = 5
+    q: float = 0.05
+    backend: str = "numpy"
+    device: str = "cpu"
+    random_state: int | None = 0
+    progress: bool = False
 
-    model._strategy = strategy
-    return model
+    def __post_init__(self) -> None:
+        if not 0 < self.q < 1:  # before the fits, not after
+            raise ValueError(f"q must be in (0, 1), got {self.q!r}.")
+
+
+def _folds(groups: np.ndarray | None, cv: int, random_state: int | None):
+    """``cv`` of the ridge: grouped folds by image when ``groups`` is given."""
+    from brainldm.ridge import grouped_folds
+
+    return cv if groups is None else grouped_folds(groups, n_splits=cv, random_state=random_state)
+
+
+def model_cv_strategy(
+    spaces: Sequence[ReducedSpace],
+    n_voxels: int,
+    groups: np.ndarray | None = None,
+    alphas: Sequence[float] | None = None,
+    cv: int = 5,
+    random_state: int | None = 0,
+) -> str:
+    """How the ridge of a whole model solves its CV folds, for :func:`fit_voxel_block`.
+
+    The ridge picks how to solve its folds from the problem's size, the
+    number of targets included (:func:`brainldm.ridge.choose_cv_strategy`).
+    Both ways are exact but their CV scores differ by rounding, which could
+    tip a near-tie between two alphas; giving every voxel block the strategy
+    of the whole model makes the blocks' values those of one fit over all
+    voxels. For a joint model the choice is the one for its decomposition
+    with the most alphas (every space's alpha a common multiple).
+
+    Parameters
+    ----------
+    spaces : sequence of ReducedSpace
+        The model's feature spaces.
+    n_voxels : int
+        Voxels of the whole model.
+    groups, alphas, cv, random_state
+        As given to :func:`fit_voxel_block`.
+
+    Returns
+    -------
+    cv_strategy : {"woodbury", "eigh_per_fold"}
+    """
+    from brainldm.ridge import DEFAULT_ALPHAS, choose_cv_strategy
+
+    spaces = tuple(spaces)
+    if not spaces:
+        raise ValueError("spaces is empty: give at least one ReducedSpace.")
+    n_train = len(spaces[0].train_trials())
+    grid = DEFAULT_ALPHAS if alphas is None else alphas
+    return choose_cv_strategy(
+        n_train, sum(s.n_components for s in spaces), _folds(groups, cv, random_state),
+        len(np.atleast_1d(grid)), n_voxels,
+    )  # fmt: skip
 
 
 def fit_voxel_block(
@@ -291,9 +361,9 @@ def fit_voxel_block(
     device: str = "cpu",
     random_state: int | None = 0,
     progress: bool = False,
-    n_voxels: int | None = None,
+    cv_strategy: str = "auto",
 ) -> EncodingBlock:
-    """Fit one encoding model on some voxels and test it: a piece of :func:`fit_encoding_model`.
+    """Fit one encoding model on some voxels and test it: a piece of an encoding fit.
 
     Ridge targets are independent (one alpha per voxel, the folds depend on
     ``groups`` only), so fitting the voxels in blocks and concatenating gives
@@ -312,17 +382,17 @@ def fit_voxel_block(
     groups : ndarray of int, shape (n_train,), optional
         ``nsd_id`` of each training trial, for grouped CV folds.
     alphas, cv, backend, device, random_state, progress
-        See :func:`fit_encoding_model`.
-    n_voxels : int, optional
-        Voxels of the whole model (every block). The ridge then chooses how to
-        solve its folds as one fit over all voxels would, so that the block's
-        values are those of that fit. Default: this block's voxels.
+        See :class:`FitOptions`.
+    cv_strategy : {"auto", "woodbury", "eigh_per_fold"}
+        How the ridge solves its CV folds. Give every block of a model
+        :func:`model_cv_strategy` of the whole model to get the values of one
+        fit over all voxels; ``"auto"`` chooses for this block's voxels.
 
     Returns
     -------
     block : EncodingBlock
     """
-    from brainldm.ridge import DEFAULT_ALPHAS, BandedRidgeCV, RidgeCV, grouped_folds, r2_score
+    from brainldm.ridge import DEFAULT_ALPHAS, BandedRidgeCV, RidgeCV, r2_score
 
     spaces = tuple(spaces)
     if not spaces:
@@ -331,19 +401,16 @@ def fit_voxel_block(
     Y_test = _as_2d("Y_test", Y_test)
     train = [s.train_trials() for s in spaces]
     test = [s.test for s in spaces]
-    folds = cv if groups is None else grouped_folds(groups, n_splits=cv, random_state=random_state)
     # the spaces come standardised (and PCA scores must keep their variances)
-    common = dict(cv=folds, backend=backend, device=device, progress=progress,
-                  standardize_X=False)  # fmt: skip
+    common = dict(cv=_folds(groups, cv, random_state), backend=backend, device=device,
+                  progress=progress, standardize_X=False, cv_strategy=cv_strategy)  # fmt: skip
     grid = DEFAULT_ALPHAS if alphas is None else alphas
     if len(spaces) == 1:
-        model = _choose_cv_strategy_as_for(RidgeCV(alphas=grid, **common), n_voxels)
-        model.fit(train[0], Y_train)
+        model = RidgeCV(alphas=grid, **common).fit(train[0], Y_train)
         pred = model.predict(test[0])
         r2_split = None
     else:
-        model = _choose_cv_strategy_as_for(BandedRidgeCV(alphas=grid, **common), n_voxels)
-        model.fit(train, Y_train)
+        model = BandedRidgeCV(alphas=grid, **common).fit(train, Y_train)
         pred = model.predict(test)
         r2_split = np.asarray(model.score(test, Y_test, split=True))
     return EncodingBlock(
@@ -436,8 +503,6 @@ def voxel_batches(n_voxels: int, voxel_batch_size: int | None = None) -> list[tu
     >>> voxel_batches(5)
     [(0, 5)]
     """
-    from brainldm._utils import check_positive_int
-
     size = n_voxels if voxel_batch_size is None else check_positive_int(
         "voxel_batch_size", voxel_batch_size
     )
@@ -451,241 +516,3 @@ def _as_2d(name: str, Y) -> np.ndarray:
     if Y.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n_images, n_voxels), got shape {Y.shape}.")
     return Y
-
-
-def fit_encoding_model(
-    X_train: Mapping[str, np.ndarray],
-    Y_train: np.ndarray,
-    X_test: Mapping[str, np.ndarray],
-    Y_test: np.ndarray,
-    groups: np.ndarray | None = None,
-    n_components: int | None = PAPER_N_COMPONENTS,
-    alphas: Sequence[float] | None = None,
-    cv: int = 5,
-    q: float = 0.05,
-    backend: str = "numpy",
-    device: str = "cpu",
-    random_state: int | None = 0,
-    name: str | None = None,
-    progress: bool = False,
-    *,
-    voxel_batch_size: int | None = None,
-    executor: str = "local",
-    address: str | None = None,
-    n_workers: int | None = None,
-    num_cpus_per_worker: float = 1,
-    num_gpus_per_worker: float | None = None,
-    max_retries: int = 3,
-) -> EncodingResult:
-    """Fit one voxel-wise encoding model and test it on held-out images.
-
-    Each space is reduced once (:func:`reduce_space`), the voxels are fitted in
-    blocks of ``voxel_batch_size`` (:func:`fit_voxel_block`), and the blocks are
-    joined and tested over all voxels (:func:`assemble_encoding_result`). The
-    result does not depend on ``voxel_batch_size``, the executor or the number
-    of workers.
-
-    Parameters
-    ----------
-    X_train : mapping of str to ndarray of shape (n_train, ...)
-        Feature spaces (e.g. ``{"z": z_train}``, or ``{"z": ..., "zc": ...}`` for a
-        joint model), one row per training trial. X is the encoder's input.
-    Y_train : ndarray of shape (n_train, n_voxels)
-        Training betas (the encoder's targets), single trials.
-    X_test : mapping of str to ndarray of shape (n_test, ...)
-        Same spaces for the test images.
-    Y_test : ndarray of shape (n_test, n_voxels)
-        Test betas, averaged over repeats.
-    groups : ndarray of int, shape (n_train,), optional
-        ``nsd_id`` of each training trial: CV folds keep an image's repeats
-        together, and PCA is fitted once per distinct image.
-    n_components : int or None
-        PCA size per space (6,400 in the paper); None skips PCA.
-    alphas : sequence of float, optional
-        Ridge grid (default :data:`brainldm.ridge.DEFAULT_ALPHAS`).
-    cv : int
-        Folds.
-    q : float
-        FDR level.
-    backend, device
-        Ridge backend (``"numpy"`` or ``"torch"``) and device.
-    random_state : int or None
-    name : str, optional
-        Default: the space names joined by "+".
-    progress : bool
-    voxel_batch_size : int, optional
-        Voxels per ridge fit (and per work item); None: all voxels at once.
-        Each block repeats the decomposition of the features, so blocks of
-        thousands of voxels, not tens, keep that cost small.
-    executor : {"local", "ray"}
-        ``"local"`` fits the blocks one after the other in this process and
-        never imports Ray; ``"ray"`` runs PCA and the blocks on Ray workers
-        (see :func:`~brainldm.distributed.map_shards`, as for ``address``,
-        ``n_workers``, ``num_cpus_per_worker`` and ``max_retries``).
-    address : str, optional
-    n_workers : int, optional
-    num_cpus_per_worker : float
-    num_gpus_per_worker : float, optional
-        GPUs per Ray worker for the ridge fits; default 1 with ``executor="ray"``
-        and a CUDA ``device``, else 0. PCA runs on CPUs.
-    max_retries : int
-
-    Returns
-    -------
-    result : EncodingResult
-    """
-    from brainldm.encoding._distribute import FitOptions, fit_models
-
-    spaces = tuple(X_train)
-    if not spaces or set(spaces) != set(X_test):
-        raise ValueError(
-            f"X_train and X_test must name the same feature spaces, got {list(X_train)} "
-            f"and {list(X_test)}."
-        )
-    options = FitOptions(n_components=n_components, alphas=alphas, cv=cv, q=q, backend=backend,
-                         device=device, random_state=random_state, progress=progress)  # fmt: skip
-    models = {name or "+".join(spaces): spaces}
-    (result,) = fit_models(
-        models, X_train, X_test, Y_train, Y_test, groups, options,
-        voxel_batch_size=voxel_batch_size, executor=executor, address=address,
-        n_workers=n_workers, num_cpus_per_worker=num_cpus_per_worker,
-        num_gpus_per_worker=num_gpus_per_worker, max_retries=max_retries,
-    ).values()  # fmt: skip
-    return result
-
-
-@dataclass
-class EncodingAnalyses:
-    """Every model of the paper's encoding analysis, and the maps derived from them.
-
-    Attributes
-    ----------
-    results : dict of str to EncodingResult
-        One per fitted model (single spaces and joint pairs).
-    unique : dict of str to ndarray of shape (n_voxels,)
-        ``"{a}|{a}+{b}"``: unique variance of space a in the joint model a + b.
-    best_layers : dict of str to ndarray of int, shape (n_voxels,)
-        Per layer set (e.g. a denoising step): index into its layer list, -1 if
-        no layer is significant.
-    layer_names : dict of str to list of str
-    """
-
-    results: dict
-    unique: dict
-    best_layers: dict
-    layer_names: dict
-
-
-def run_encoding_analyses(
-    train: Mapping[str, np.ndarray],
-    test: Mapping[str, np.ndarray],
-    Y_train: np.ndarray,
-    Y_test: np.ndarray,
-    singles: Sequence[str] = (),
-    pairs: Sequence[tuple[str, str]] = (),
-    layer_sets: Mapping[str, Sequence[str]] | None = None,
-    groups: np.ndarray | None = None,
-    *,
-    voxel_batch_size: int | None = None,
-    executor: str = "local",
-    address: str | None = None,
-    n_workers: int | None = None,
-    num_cpus_per_worker: float = 1,
-    num_gpus_per_worker: float | None = None,
-    max_retries: int = 3,
-    **kwargs,
-) -> EncodingAnalyses:
-    """The paper's encoding analyses (§3.5; Figures 6-9), in this process or on Ray.
-
-    Every feature set is reduced by PCA once, however many models use it. With
-    ``executor="ray"``, PCA runs on the workers (one item per feature set), then
-    every (model, voxel batch) pair of the whole analysis is one work item of a
-    single :func:`~brainldm.distributed.map_shards` call, so the workers stay
-    busy. The results do not depend on the executor, ``voxel_batch_size`` or
-    the number of workers; p-values and FDR are computed over all voxels.
-
-    Parameters
-    ----------
-    train, test : mapping of str to ndarray
-        Every feature set by name (``"z"``, ``"c"``, ``"zc_s0.50"``,
-        ``"unet_mid_block_f0.50"``, ...), rows aligned with ``Y_train``/``Y_test``.
-    Y_train : ndarray of shape (n_train, n_voxels)
-    Y_test : ndarray of shape (n_test, n_voxels)
-    singles : sequence of str
-        (i) One model per feature set (z, c, zc, ...).
-    pairs : sequence of (str, str)
-        (ii)/(iii) Joint models a + b (z with zc at each noise level or step);
-        the unique variance of each space is R²(a + b) − R²(the other alone).
-    layer_sets : mapping of str to sequence of str, optional
-        (iv) For each step, the U-Net layers' feature sets; one model per layer
-        and the best layer per voxel among significant models.
-    groups : ndarray of int, shape (n_train,), optional
-        nsd_id of each training trial.
-    voxel_batch_size : int, optional
-        Voxels per ridge fit and work item; None: all voxels at once.
-    executor : {"local", "ray"}
-        See :func:`fit_encoding_model`, as for ``address``, ``n_workers``,
-        ``num_cpus_per_worker``, ``num_gpus_per_worker`` and ``max_retries``.
-    address : str, optional
-    n_workers : int, optional
-    num_cpus_per_worker : float
-    num_gpus_per_worker : float, optional
-    max_retries : int
-    **kwargs
-        Model options of :func:`fit_encoding_model` (n_components, alphas, cv,
-        q, backend, device, random_state, progress).
-
-    Returns
-    -------
-    analyses : EncodingAnalyses
-    """
-    from brainldm.encoding._distribute import FitOptions, fit_models
-
-    options = FitOptions(**kwargs)
-    layer_sets = dict(layer_sets or {})
-    needed = set(singles) | {n for pair in pairs for n in pair}
-    needed |= {n for names in layer_sets.values() for n in names}
-    missing = sorted(n for n in needed if n not in train or n not in test)
-    if missing:
-        raise ValueError(f"feature sets {missing} are not in train/test; have {sorted(train)}.")
-    models: dict[str, tuple[str, ...]] = {}
-
-    def add(name: str, spaces: tuple[str, ...]) -> None:
-        if models.setdefault(name, spaces) != spaces:
-            raise ValueError(
-                f"model name {name!r} stands for both {models[name]} and {spaces}; rename "
-                "the feature set."
-            )
-
-    for name in singles:
-        add(name, (name,))
-    for a, b in pairs:
-        add(f"{a}+{b}", (a, b))
-        add(b, (b,))
-        add(a, (a,))
-    for names in layer_sets.values():
-        for name in names:
-            add(name, (name,))
-    results = fit_models(
-        models, train, test, Y_train, Y_test, groups, options,
-        voxel_batch_size=voxel_batch_size, executor=executor, address=address,
-        n_workers=n_workers, num_cpus_per_worker=num_cpus_per_worker,
-        num_gpus_per_worker=num_gpus_per_worker, max_retries=max_retries,
-    )  # fmt: skip
-    unique = {}
-    for a, b in pairs:
-        joint = results[f"{a}+{b}"]
-        unique[f"{a}|{a}+{b}"] = unique_variance(joint.r2, results[b].r2)
-        unique[f"{b}|{a}+{b}"] = unique_variance(joint.r2, results[a].r2)
-    best_layers = {}
-    for label, names in layer_sets.items():
-        fitted = [results[n] for n in names]
-        best_layers[label] = best_layer(
-            np.stack([f.r for f in fitted]), np.stack([f.significant for f in fitted])
-        )
-    return EncodingAnalyses(
-        results=results,
-        unique=unique,
-        best_layers=best_layers,
-        layer_names={k: list(v) for k, v in layer_sets.items()},
-    )

@@ -75,7 +75,7 @@ def fdr_significant(p: np.ndarray, q: float = 0.05) -> np.ndarray:
 
 
 def unique_variance(r2_joint: np.ndarray, r2_without: np.ndarray) -> np.ndarray:
-    """Unique variance of a space: R²(joint model) − R²(model without that space).
+    """Return the unique variance of a space: R²(joint model) − R²(model without it).
 
     Parameters
     ----------

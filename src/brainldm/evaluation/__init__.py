@@ -30,12 +30,14 @@ from brainldm.evaluation._images import (
 from brainldm.evaluation._networks import (
     CLIP_VIT_L14_CONFIG,
     build_network,
-    extract_features,
+    extract_network_features,
     file_sha256,
     load_network,
     preprocess_images,
 )
+from brainldm.evaluation._offline import offline_suite
 from brainldm.evaluation._pixel import GRAY_WEIGHTS, pixcorr, rgb_to_gray, ssim
+from brainldm.evaluation._plots import plot_identification, pooled_summary
 from brainldm.evaluation._protocols import (
     NETWORKS,
     PROTOCOLS,
@@ -60,6 +62,10 @@ from brainldm.evaluation._suite import (
 )
 
 __all__ = [
+    # Scoring a run without downloaded weights, and its chart.
+    "offline_suite",
+    "plot_identification",
+    "pooled_summary",
     # Identification and distances (numpy).
     "two_way_identification",
     "IdentificationResult",
@@ -84,7 +90,7 @@ __all__ = [
     "load_network",
     "file_sha256",
     "preprocess_images",
-    "extract_features",
+    "extract_network_features",
     # Running a suite.
     "evaluate_images",
     "evaluate_reconstructions",

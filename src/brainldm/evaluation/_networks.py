@@ -290,7 +290,7 @@ def _is_hf_clip(model) -> bool:
     return type(model).__name__.startswith("CLIPVision")
 
 
-def extract_features(
+def extract_network_features(
     images,
     model,
     nodes: Sequence[str],

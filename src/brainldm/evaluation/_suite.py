@@ -15,7 +15,7 @@ import numpy as np
 from brainldm._utils import check_option, write_json_atomic
 from brainldm.evaluation._identification import correlation_distance, two_way_identification
 from brainldm.evaluation._images import CONDITIONS, load_reconstructions, prepare_pixel_images
-from brainldm.evaluation._networks import extract_features, load_network
+from brainldm.evaluation._networks import extract_network_features, load_network
 from brainldm.evaluation._pixel import pixcorr, ssim
 from brainldm.evaluation._protocols import PROTOCOLS, MetricSpec, get_metrics
 from brainldm.evaluation._stats import SCORE_COLUMNS, compare_conditions, save_table, summarize
@@ -205,9 +205,9 @@ def _score(
             group = [s for s in this if s.preprocessing == prep]
             nodes = list(dict.fromkeys(s.node for s in group))
             kwargs = dict(batch_size=batch_size, device=device, progress=progress)
-            orig_feats = extract_features(originals, model, nodes, prep, **kwargs)
+            orig_feats = extract_network_features(originals, model, nodes, prep, **kwargs)
             for condition, rec in recons.items():
-                rec_feats = extract_features(rec, model, nodes, prep, **kwargs)
+                rec_feats = extract_network_features(rec, model, nodes, prep, **kwargs)
                 for spec in group:
                     if spec.kind == "identification":
                         result = two_way_identification(

@@ -9,7 +9,14 @@ from brainldm.features._extract import (
     encode_zc,
     latents_to_init_latents,
 )
-from brainldm.features._store import FeatureStore, extract_features, fill_store, fixed_batches
+from brainldm.features._sharded import finalize_features, run_feature_extraction
+from brainldm.features._store import (
+    FeatureStore,
+    extract_features,
+    fill_store,
+    fixed_batches,
+    zc_store_name,
+)
 
 __all__ = [
     "encode_image_latents",
@@ -22,5 +29,8 @@ __all__ = [
     "FeatureStore",
     "fill_store",
     "fixed_batches",
+    "zc_store_name",
     "extract_features",
+    "run_feature_extraction",
+    "finalize_features",
 ]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from brainldm.ldm._sampling import (
+from brainldm.ldm import (
     TIMESTEP_CONVENTIONS,
     ddim_denoise,
     decode_latents,

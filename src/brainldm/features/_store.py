@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from brainldm.config import FeaturesConfig
+
 logger = logging.getLogger(__name__)
 
 
@@ -108,6 +110,29 @@ class FeatureStore:
         return np.stack([cache[i] for i in ids]) if ids else np.empty((0,))
 
 
+def zc_store_name(strength: float, fraction: float, layer: str | None = None) -> str:
+    """Feature-store name of zc (or of a U-Net layer's activations) at a noise level and stage.
+
+    Parameters
+    ----------
+    strength : float
+        Noise level: the fraction of the DDIM trajectory z was noised to (0, 1].
+    fraction : float
+        Denoising stage: the fraction of those steps run (0, 1].
+    layer : str, optional
+        U-Net module name; None for zc itself.
+
+    Examples
+    --------
+    >>> zc_store_name(0.5, 1.0)
+    'zc_s0.50_f1.00'
+    >>> zc_store_name(0.5, 0.25, "mid_block")
+    'unet_mid_block_s0.50_f0.25'
+    """
+    levels = f"s{strength:.2f}_f{fraction:.2f}"
+    return f"zc_{levels}" if layer is None else f"unet_{layer}_{levels}"
+
+
 def fixed_batches(nsd_ids: Sequence[int], batch_size: int) -> list[np.ndarray]:
     """Split the unique ``nsd_ids`` (first-seen order) into consecutive batches.
 
@@ -161,7 +186,7 @@ def extract_features(
     captions: Callable[[np.ndarray], list[list[str]]] | None = None,
     features: Sequence[str] = ("z", "c"),
     z_size: int = 320,
-    z_posterior: str = "mean",
+    z_posterior: str = FeaturesConfig.z_posterior,
     seed: int = 42,
     batch_size: int = 8,
     progress: bool = False,
@@ -181,8 +206,10 @@ def extract_features(
         ``captions(ids) -> list of list of str``; needed for ``"c"``.
     features : sequence of {"z", "c"}
     z_size, z_posterior
-        See :func:`encode_image_latents`. With ``"sample"``, each image's seed is
-        derived from (``seed``, nsd_id), so the store does not depend on batching.
+        See :func:`encode_image_latents`. ``z_posterior`` defaults to the paper's
+        (``FeaturesConfig.z_posterior``, a posterior sample). With ``"sample"``, each
+        image's seed is derived from (``seed``, nsd_id), so the store does not depend
+        on batching.
     seed : int
     batch_size : int
     progress : bool

@@ -3,11 +3,25 @@
 from brainldm.ldm._models import (
     SD_V1_CONFIG_DIR,
     LatentDiffusion,
+    ldm_loader,
     load_ldm,
     make_sd_v1_architecture,
     make_tiny_ldm,
     read_checkpoint,
     save_ldm,
+)
+from brainldm.ldm._sampling import (
+    TIMESTEP_CONVENTIONS,
+    ddim_denoise,
+    decode_latents,
+    encode_images,
+    encode_prompt_embeddings,
+    from_uint8,
+    img2img_timesteps,
+    make_generators,
+    randn,
+    resize_uint8,
+    to_uint8,
 )
 from brainldm.ldm._tokenizer import (
     clip_vocabulary,
@@ -17,8 +31,21 @@ from brainldm.ldm._tokenizer import (
 )
 
 __all__ = [
+    # sampling building blocks (DDIM, VAE, prompts, seeded noise)
+    "TIMESTEP_CONVENTIONS",
+    "ddim_denoise",
+    "decode_latents",
+    "encode_images",
+    "encode_prompt_embeddings",
+    "from_uint8",
+    "img2img_timesteps",
+    "make_generators",
+    "randn",
+    "resize_uint8",
+    "to_uint8",
     "LatentDiffusion",
     "load_ldm",
+    "ldm_loader",
     "read_checkpoint",
     "save_ldm",
     "make_tiny_ldm",

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,33 @@ def _from_compvis_checkpoint(path: Path, allow_pickle: bool, config_dir: Path):
     if bad:
         raise ValueError(f"{str(path)!r}: text encoder weights do not match SD v1.x: {bad[:5]}")
     return vae, unet, text_encoder
+
+
+def _call_or_load(model, device: str):
+    return model() if callable(model) else load_ldm(model, device=device)
+
+
+def ldm_loader(model: str | os.PathLike | Callable[[], Any], device: str = "cpu") -> Callable:
+    """A picklable ``loader() -> LatentDiffusion``: what each worker runs once.
+
+    Parameters
+    ----------
+    model : path-like or callable
+        Weights for :func:`load_ldm` (an absolute path is kept, so it must exist
+        on every node), or already a picklable ``model() -> LatentDiffusion``.
+    device : str
+        Where :func:`load_ldm` puts the model (ignored for a callable).
+
+    Returns
+    -------
+    loader : callable
+    """
+    import functools
+    from pathlib import Path
+
+    if not callable(model):
+        model = Path(model).expanduser().absolute()
+    return functools.partial(_call_or_load, model, device)
 
 
 def load_ldm(

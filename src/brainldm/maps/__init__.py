@@ -2,6 +2,7 @@
 
 from brainldm.maps._maps import (
     FSAVERAGE5_VERTICES,
+    draw_map,
     mask_volume,
     plot_surface,
     plot_volume_mosaic,
@@ -11,6 +12,7 @@ from brainldm.maps._maps import (
 )
 
 __all__ = [
+    "draw_map",
     "unmask",
     "mask_volume",
     "volume_to_fsaverage",

@@ -274,3 +274,56 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
         fig.savefig(tmp, dpi=dpi, format="png")
     plt.close(fig)
     return path
+
+
+def draw_map(
+    values: np.ndarray,
+    voxel_indices: np.ndarray,
+    volume_shape: Sequence[int],
+    folder: str | os.PathLike,
+    name: str,
+    layout: NSDLayout | None = None,
+    subject: int | None = None,
+    surfaces: Sequence[str] = ("flat", "inflated"),
+    **plot_options,
+) -> list[Path]:
+    """Draw one voxel map to PNG files: on fsaverage when NSD's transforms are there, else slices.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_voxels,)
+        NaN is not coloured (e.g. voxels not significant).
+    voxel_indices : ndarray of int, shape (n_voxels, 3)
+    volume_shape : (X, Y, Z)
+    folder : path-like
+        Gets ``{name}_{surface}.png`` for each of ``surfaces``, or ``{name}.png``.
+    name : str
+    layout : NSDLayout, optional
+        With ``subject``: where the subject's ``lh/rh.white-to-fsaverage``
+        transforms are looked up. None: a volume mosaic.
+    subject : int, optional
+    surfaces : sequence of {"flat", "inflated"}
+    **plot_options
+        ``cmap``, ``vmin``, ``vmax``, ``labels`` of :func:`plot_surface` /
+        :func:`plot_volume_mosaic`.
+
+    Returns
+    -------
+    paths : list of Path
+    """
+    folder = Path(folder)
+    volume = unmask(values, voxel_indices, volume_shape)
+    on_surface = (
+        layout is not None
+        and subject is not None
+        and layout.transform(subject, "lh.white-to-fsaverage").exists()
+    )
+    if not on_surface:
+        fig = plot_volume_mosaic(volume, title=name, **plot_options)
+        return [save_figure(fig, folder / f"{name}.png")]
+    lh, rh = volume_to_fsaverage(layout, subject, volume, order=0)
+    return [
+        save_figure(plot_surface(lh, rh, kind=kind, title=f"{name} ({kind})", **plot_options),
+                    folder / f"{name}_{kind}.png")  # fmt: skip
+        for kind in surfaces
+    ]

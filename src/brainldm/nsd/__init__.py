@@ -40,6 +40,8 @@ from brainldm.nsd._rois import (
 )
 from brainldm.nsd._stimuli import check_stimulus_inputs, load_captions, load_stimulus_images
 from brainldm.nsd._trials import (
+    SPLIT_PRESETS,
+    SplitPreset,
     Trials,
     average_repeats,
     load_trials,
@@ -48,6 +50,9 @@ from brainldm.nsd._trials import (
 )
 
 __all__ = [
+    # session presets of the train/test split
+    "SPLIT_PRESETS",
+    "SplitPreset",
     # layout
     "NSDLayout",
     "NSD_ROOT_ENV",

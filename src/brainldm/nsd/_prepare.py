@@ -230,7 +230,7 @@ def split_subject(
     atlas : str
         ``"streams"`` (the paper) or ``"nsdgeneral"`` or another volume atlas.
     split : {"takagi2023", "modern"}
-        Session preset (see :data:`brainldm.config.SPLIT_PRESETS`); ignored when
+        Session preset (see :data:`brainldm.nsd.SPLIT_PRESETS`); ignored when
         ``sessions`` is given.
     sessions : sequence of int, optional
         Explicit sessions, numbered from 1.

@@ -60,10 +60,43 @@ class Trials:
         )
 
 
+@dataclass(frozen=True)
+class SplitPreset:
+    """Which sessions to use; test = shared images, train = the rest.
+
+    Attributes
+    ----------
+    name : str
+    max_session : int or None
+        Use the sessions on disk numbered 1..max_session; None for every session.
+    description : str
+    """
+
+    name: str
+    max_session: int | None
+    description: str
+
+
+#: Train/test split presets. The test set is always the shared images
+#: (``sharedix``) averaged over their repeats; training uses single trials.
+SPLIT_PRESETS: dict[str, SplitPreset] = {
+    # seed_code.md §2: sessions 1-37 (the public release in 2022-23) -> 982 test images (subj01).
+    "takagi2023": SplitPreset(
+        "takagi2023", 37, "Takagi & Nishimoto 2023: sessions 1-37 (982 shared test images)."
+    ),
+    # Every released session (1-40 today) -> 1000 shared test images for subjects 1, 2, 5, 7.
+    "modern": SplitPreset("modern", None, "All sessions on disk (1000 shared test images)."),
+}
+
+
 def check_subject(layout: NSDLayout, subject: int) -> int:
     """Return ``subject`` if the NSD copy has its folder, else raise listing valid ones."""
     valid = layout.subjects()
-    if isinstance(subject, bool) or not isinstance(subject, int | np.integer) or subject not in valid:
+    if (
+        isinstance(subject, bool)
+        or not isinstance(subject, int | np.integer)
+        or subject not in valid
+    ):
         raise ValueError(
             f"subject={subject!r} is not available under {str(layout.root / 'nsddata/ppdata')!r}; "
             f"valid subjects: {valid}."
@@ -83,10 +116,9 @@ def resolve_sessions(
     sessions : sequence of int, optional
         Explicit choice; each must be available.
     split : str, optional
-        Name in :data:`brainldm.config.SPLIT_PRESETS`; default all available.
+        Name in :data:`SPLIT_PRESETS`; default all available.
     """
     from brainldm._utils import check_option
-    from brainldm.config import SPLIT_PRESETS
 
     available = sorted(int(s) for s in available)
     if sessions is not None:

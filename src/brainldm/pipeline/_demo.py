@@ -93,6 +93,7 @@ def run_demo(
     subjects=(1, 2),
     progress: bool = False,
     force=(),
+    stages=None,
 ) -> dict:
     """Run every stage on the embedded synthetic default; weights are random.
 
@@ -103,7 +104,9 @@ def run_demo(
     subjects : sequence of int
     progress : bool
     force : sequence of str
-        Stages to redo.
+        Finished stages to remove and redo.
+    stages : sequence of str, optional
+        Stages to run (default: all).
 
     Returns
     -------
@@ -113,9 +116,9 @@ def run_demo(
     from brainldm.config import make_run_config
     from brainldm.ldm import load_ldm, make_tiny_ldm, save_ldm
     from brainldm.nsd import NSDLayout
-    from brainldm.pipeline._run import run_pipeline
+    from brainldm.pipeline._run import STAGES, run_pipeline
 
-    out_dir = Path(out_dir).resolve()  # absolute: the stage hashes include these paths
+    out_dir = Path(out_dir).resolve()  # absolute: features.model is a setting of features
     model_dir, nsd_root = out_dir / "model", out_dir / "nsd"
     if not model_dir.exists():  # written last, by a rename: the data are complete
         shutil.rmtree(nsd_root, ignore_errors=True)
@@ -127,11 +130,13 @@ def run_demo(
     ldm = load_ldm(model_dir)
     config = make_run_config(
         "demo",
-        {"data": {"nsd_root": str(nsd_root), "subjects": tuple(subjects)},
-         "features": {"model": str(model_dir)}},  # fmt: skip
+        {
+            "data": {"nsd_root": str(nsd_root), "subjects": tuple(subjects)},
+            "features": {"model": str(model_dir)},
+        },  # fmt: skip
     )
     summary = run_pipeline(config, out_dir, layout=NSDLayout(nsd_root), ldm=ldm, demo=True,
-                           force=force, progress=progress)  # fmt: skip
+                           stages=STAGES if stages is None else stages, force=force,
+                           progress=progress)  # fmt: skip
     logger.info("demo finished in %s", out_dir)
     return summary
-

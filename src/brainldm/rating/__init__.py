@@ -8,31 +8,24 @@ condition and the signed-rank tests between conditions. The web part needs the
 ``rate`` extra (Flask); everything else needs only numpy, scipy and pandas.
 
 The run folder must hold the originals, ``originals/{nsd_id:06d}.png``
-(:func:`write_originals`), beside the reconstructions and ``index.csv``::
+(:func:`brainldm.reconstruction.write_originals`), beside the reconstructions and
+``index.csv``; :mod:`brainldm.reconstruction` owns that folder's format. The
+command line::
 
     brainldm rate serve --run RUN --raters r1,r2,r3   # prints one link per rater
     brainldm rate results --run RUN                   # -> RUN/rating/rating_*.csv, .json
 """
 
 from brainldm.rating._app import RatingServer, create_app, make_server, serve
-from brainldm.rating._cli import add_rate_subcommands, main_rate
 from brainldm.rating._results import (
     CHANCE,
     RatingResults,
-    holm,
     load_judgements,
     rating_results,
     summarize_ratings,
     write_rating_results,
 )
-from brainldm.rating._run import (
-    ORIGINALS_DIR,
-    RatingRun,
-    default_db_path,
-    load_run,
-    original_path,
-    write_originals,
-)
+from brainldm.rating._run import RatingRun, default_db_path, load_run
 from brainldm.rating._store import (
     JUDGEMENT_COLUMNS,
     RaterExistsError,
@@ -49,10 +42,7 @@ __all__ = [
     # run folder
     "load_run",
     "RatingRun",
-    "write_originals",
-    "original_path",
     "default_db_path",
-    "ORIGINALS_DIR",
     # trials and store
     "plan_trials",
     "rated_reconstructions",
@@ -76,9 +66,5 @@ __all__ = [
     "load_judgements",
     "write_rating_results",
     "RatingResults",
-    "holm",
     "CHANCE",
-    # command line
-    "add_rate_subcommands",
-    "main_rate",
 ]

@@ -1,7 +1,15 @@
-"""``python -m brainldm.rating serve|results ...``: same as ``brainldm rate``."""
+"""``python -m brainldm.rating``: moved to the ``brainldm`` command, ``brainldm rate``.
 
+The command line is the ``brainldm`` command (``brainldm rate serve|results``);
+this package is a library and imports nothing from the command line.
+"""
+
+import shlex
 import sys
 
-from brainldm.rating._cli import main_rate
-
-sys.exit(main_rate())
+_args = shlex.join(sys.argv[1:]) or "serve|results ..."
+print(
+    f"python -m brainldm.rating is no longer a command; run `brainldm rate {_args}` instead.",
+    file=sys.stderr,
+)
+sys.exit(2)

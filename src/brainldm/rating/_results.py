@@ -14,11 +14,14 @@ corrected". Here:
   on the per-image accuracies of the images rated in both (zero differences
   dropped), and the family of pairwise p-values is corrected by Holm's method,
   which controls the family-wise error rate.
+
+The tests are those of the objective evaluation,
+:func:`brainldm.evaluation.compare_conditions` and
+:func:`brainldm.evaluation.adjust_pvalues`, with the per-image accuracy as the score.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 from collections.abc import Sequence
@@ -29,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from brainldm._utils import atomic_path, check_choices, write_json_atomic
+from brainldm.evaluation import adjust_pvalues, compare_conditions
 from brainldm.rating._run import RATING_DIR, default_db_path
 from brainldm.rating._store import JUDGEMENT_COLUMNS
 from brainldm.reconstruction import CONDITIONS
@@ -45,38 +49,72 @@ _FILES = {
 }
 
 
-def holm(p_values: Sequence[float]) -> np.ndarray:
-    """Holm's step-down adjustment of a family of p-values (NaNs stay NaN, outside the family).
+# Pseudo-condition of per-image accuracy 0.5: the signed-rank test of a condition
+# against chance is the paired test against it (differences accuracy - 0.5).
+_CHANCE_CONDITION = "__chance__"
+
+
+def _signed_rank_tests(
+    per_image: pd.DataFrame, image_key: list[str], conditions: Sequence[str]
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Two-sided signed-rank tests of per-image accuracy, between conditions and to chance.
 
     Parameters
     ----------
-    p_values : sequence of float, shape (n_tests,)
+    per_image : DataFrame
+        Columns ``image_key``, ``condition`` and ``accuracy``, one row per image
+        and condition.
+    image_key : list of str
+        Columns that tell images apart (``nsd_id``, or ``run`` and ``nsd_id``).
+    conditions : sequence of str
+        The conditions to test, in the order of the pairs.
 
     Returns
     -------
-    p_adjusted : array of shape (n_tests,)
-        ``max_{j <= i} min(1, (m - j) p_(j))`` for the i-th smallest p-value, with
-        ``m`` the number of finite p-values.
+    pairs : DataFrame
+        One row per pair of the ``conditions`` present: ``condition_a``,
+        ``condition_b``, ``n_images``, ``accuracy_a``, ``accuracy_b``,
+        ``statistic`` (Wilcoxon T; 0 when every difference is zero), ``p_value``
+        (uncorrected).
+    p_chance : dict of str to float
+        p-value of each condition present against an accuracy of 0.5.
     """
-    p = np.asarray(p_values, dtype=float)
-    out = np.full(p.shape, np.nan)
-    finite = np.flatnonzero(np.isfinite(p))
-    m = len(finite)
-    if m:
-        order = finite[np.argsort(p[finite], kind="stable")]
-        adjusted = np.minimum(1.0, (m - np.arange(m)) * p[order])
-        out[order] = np.maximum.accumulate(adjusted)
-    return out
-
-
-def _signed_rank(differences: np.ndarray) -> tuple[float, float]:
-    """Two-sided Wilcoxon signed-rank test of ``differences`` against 0 (zeros dropped)."""
-    from scipy.stats import wilcoxon
-
-    if not np.any(differences != 0):
-        return (0.0, 1.0) if len(differences) else (math.nan, math.nan)
-    result = wilcoxon(differences, zero_method="wilcox", alternative="two-sided")
-    return float(result.statistic), float(result.pvalue)
+    columns = ["condition_a", "condition_b", "n_images", "accuracy_a", "accuracy_b",
+               "statistic", "p_value"]  # fmt: skip
+    present = [c for c in conditions if c in set(per_image["condition"])]
+    if not present:
+        return pd.DataFrame(columns=columns), {}
+    images = per_image.groupby(image_key, sort=True).ngroup()  # numbered in sorted order
+    scores = pd.DataFrame(
+        {
+            "subject": "all",
+            "condition": per_image["condition"].to_numpy(),
+            "nsd_id": images.to_numpy(),
+            "metric": "accuracy",
+            "score": per_image["accuracy"].to_numpy(dtype=float),
+        }
+    )
+    chance = pd.DataFrame(
+        {
+            "subject": "all",
+            "condition": _CHANCE_CONDITION,
+            "nsd_id": np.unique(images.to_numpy()),
+            "metric": "accuracy",
+            "score": CHANCE,
+        }
+    )
+    table = compare_conditions(
+        pd.concat([scores, chance], ignore_index=True),
+        conditions=[*present, _CHANCE_CONDITION],
+        correction="none",
+    )
+    to_chance = table["condition_b"] == _CHANCE_CONDITION
+    p_chance = dict(zip(table["condition_a"][to_chance], table["p_value"][to_chance], strict=True))
+    pairs = table[~to_chance].rename(columns={"mean_a": "accuracy_a", "mean_b": "accuracy_b"})
+    pairs = pairs[columns].reset_index(drop=True)
+    # Every difference zero: Wilcoxon's T is 0 (compare_conditions leaves it NaN).
+    pairs.loc[(pairs["n_images"] > 0) & pairs["statistic"].isna(), "statistic"] = 0.0
+    return pairs, p_chance
 
 
 def _binomial_p(n_correct: int, n: int) -> float:
@@ -227,6 +265,9 @@ def rating_results(
     )
     per_image = by_condition(per_image, image_key)
 
+    # Signed-rank tests on the per-image accuracies.
+    tests, p_chance = _signed_rank_tests(per_image, image_key, conditions)
+
     # Pooled.
     pooled_rows = []
     for condition in conditions:
@@ -244,7 +285,7 @@ def rating_results(
                 n_correct=int(rows["correct"].sum()),
                 accuracy=float(rows["correct"].mean()),
                 sem=float(sem),
-                p_chance=_signed_rank(images - CHANCE)[1],
+                p_chance=float(p_chance[condition]),
             )
         )
     pooled = pd.DataFrame(
@@ -253,29 +294,8 @@ def rating_results(
                  "accuracy", "sem", "p_chance"],
     )  # fmt: skip
 
-    # Pairwise signed-rank tests, Holm-corrected.
-    wide = per_image.pivot_table(index=image_key, columns="condition", values="accuracy")
-    test_rows = []
-    for a, b in itertools.combinations([c for c in conditions if c in wide.columns], 2):
-        both = wide[[a, b]].dropna()
-        statistic, p_value = _signed_rank((both[a] - both[b]).to_numpy())
-        test_rows.append(
-            dict(
-                condition_a=a,
-                condition_b=b,
-                n_images=int(len(both)),
-                accuracy_a=float(both[a].mean()) if len(both) else math.nan,
-                accuracy_b=float(both[b].mean()) if len(both) else math.nan,
-                statistic=statistic,
-                p_value=p_value,
-            )
-        )
-    tests = pd.DataFrame(
-        test_rows,
-        columns=["condition_a", "condition_b", "n_images", "accuracy_a", "accuracy_b",
-                 "statistic", "p_value"],
-    )  # fmt: skip
-    tests["p_holm"] = holm(tests["p_value"].to_numpy())
+    # Holm over the pairs of conditions.
+    tests["p_holm"] = adjust_pvalues(tests["p_value"].to_numpy(dtype=float), "holm")
     tests["significant"] = tests["p_holm"] < alpha
     return RatingResults(per_rater, pooled, per_image, tests, float(alpha))
 

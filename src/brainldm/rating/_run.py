@@ -4,8 +4,9 @@ A reconstruction run folder ``run_dir`` (written by
 :func:`brainldm.reconstruction.reconstruct`) holds ``index.csv`` with columns
 ``nsd_id, condition, sample, seed, path`` (``path`` relative to ``run_dir``).
 For human rating it must also hold the original stimuli, one PNG per test image,
-as ``originals/{nsd_id:06d}.png`` (see :func:`write_originals`). The app serves
-these files and no others.
+as ``originals/{nsd_id:06d}.png`` (see :func:`brainldm.reconstruction.write_originals`).
+The format of that folder belongs to :mod:`brainldm.reconstruction`; this module
+only reads it. The app serves these files and no others.
 """
 
 from __future__ import annotations
@@ -13,86 +14,31 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from brainldm.reconstruction import CONDITIONS, INDEX_COLUMNS
+from brainldm.reconstruction import (
+    CONDITIONS,
+    INDEX_COLUMNS,
+    INDEX_FILE,
+    ORIGINALS_DIR,
+    original_path,
+)
 
-#: Folder of the original stimuli inside a run folder.
-ORIGINALS_DIR = "originals"
 #: Sub-folder of a run folder that holds the ratings database and results.
 RATING_DIR = "rating"
 #: File name of the ratings database inside ``RATING_DIR``.
 DB_NAME = "ratings.sqlite"
 
+# The names original_path gives: {nsd_id:06d}.png.
 _ORIGINAL_NAME = re.compile(r"(\d{6})\.png")
-
-
-def original_path(run_dir: str | os.PathLike, nsd_id: int) -> Path:
-    """Return where the original stimulus of ``nsd_id`` (0-based) lies in a run folder."""
-    return Path(run_dir) / ORIGINALS_DIR / f"{int(nsd_id):06d}.png"
 
 
 def default_db_path(run_dir: str | os.PathLike) -> Path:
     """Return the ratings database of a run folder: ``run_dir/rating/ratings.sqlite``."""
     return Path(run_dir) / RATING_DIR / DB_NAME
-
-
-def write_originals(
-    run_dir: str | os.PathLike, nsd_ids: Sequence[int], images_uint8: np.ndarray
-) -> list[Path]:
-    """Write the original stimuli of a run as ``originals/{nsd_id:06d}.png``.
-
-    Each file is written through a temporary file and renamed, so a crash never
-    leaves a half-written PNG. Existing files are overwritten.
-
-    Parameters
-    ----------
-    run_dir : path-like
-        The reconstruction run folder.
-    nsd_ids : sequence of int
-        0-based NSD ids, one per image.
-    images_uint8 : array of shape (n_images, height, width, 3), dtype uint8
-        The stimuli as RGB.
-
-    Returns
-    -------
-    paths : list of Path
-        The files written, in the order of ``nsd_ids``.
-    """
-    from PIL import Image
-
-    from brainldm._utils import atomic_path
-
-    ids = [int(i) for i in nsd_ids]
-    images = np.asarray(images_uint8)
-    if images.dtype != np.uint8:
-        raise TypeError(f"images_uint8 must have dtype uint8, got {images.dtype}.")
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(
-            f"images_uint8 must have shape (n_images, height, width, 3), got {images.shape}."
-        )
-    if len(ids) != len(images):
-        raise ValueError(
-            f"nsd_ids has {len(ids)} ids but images_uint8 has {len(images)} images; "
-            "give one id per image."
-        )
-    bad = [i for i in ids if not 0 <= i <= 999_999]
-    if bad:
-        raise ValueError(f"nsd_ids must be 0-based ids in [0, 999999], got {bad[:5]}.")
-    if len(set(ids)) != len(ids):
-        raise ValueError("nsd_ids contains duplicates; give each image once.")
-    paths = []
-    for nsd_id, image in zip(ids, images, strict=True):
-        path = original_path(run_dir, nsd_id)
-        with atomic_path(path) as tmp:
-            Image.fromarray(image).save(tmp, format="PNG")
-        paths.append(path)
-    return paths
 
 
 @dataclass(frozen=True)
@@ -199,7 +145,7 @@ def load_run(run_dir: str | os.PathLike) -> RatingRun:
         or if fewer than two images have an original.
     """
     root = Path(run_dir).resolve()
-    index_path = root / "index.csv"
+    index_path = root / INDEX_FILE
     if not index_path.is_file():
         raise FileNotFoundError(
             f"run_dir={str(run_dir)!r} has no index.csv; write it with "
@@ -232,7 +178,7 @@ def load_run(run_dir: str | os.PathLike) -> RatingRun:
     if not originals_dir.is_dir():
         raise FileNotFoundError(
             f"run_dir={str(run_dir)!r} has no {ORIGINALS_DIR}/ folder; write the original "
-            "stimuli with brainldm.rating.write_originals."
+            "stimuli with brainldm.reconstruction.write_originals."
         )
     original_ids = []
     for path in originals_dir.iterdir():

@@ -4,20 +4,36 @@ from brainldm.config import ReconstructionConfig
 from brainldm.reconstruction._reconstruct import (
     CONDITIONS,
     INDEX_COLUMNS,
+    INDEX_FILE,
+    ORIGINALS_DIR,
+    check_reconstruction_inputs,
     generate,
     img2img,
+    original_path,
+    png_path,
     reconstruct,
     sample_seed,
     txt2img,
+    write_originals,
 )
+from brainldm.reconstruction._sharded import finalize_reconstruction, run_reconstruction
 
 __all__ = [
     "ReconstructionConfig",
     "CONDITIONS",
     "INDEX_COLUMNS",
     "reconstruct",
+    "run_reconstruction",
+    "finalize_reconstruction",
     "generate",
     "img2img",
     "txt2img",
     "sample_seed",
+    # the reconstruction folder
+    "INDEX_FILE",
+    "ORIGINALS_DIR",
+    "png_path",
+    "original_path",
+    "write_originals",
+    "check_reconstruction_inputs",
 ]

@@ -14,6 +14,15 @@ The **c-only** image is text-to-image from pure noise with c (all 50 steps).
 
 Each sample's seed is derived from (base seed, nsd_id, sample index), so the
 images do not depend on batch size, order or how a run is split into shards.
+
+The reconstruction folder is written by :func:`reconstruct` and
+:func:`write_originals`; this module is the one place that knows its format::
+
+    folder/
+        index.csv                       nsd_id, condition, sample, seed, path
+        settings.json                   reconstruction config, model fingerprint
+        {condition}/{nsd_id:06d}_{sample:02d}.png    (png_path)
+        originals/{nsd_id:06d}.png      the stimuli (original_path), for human rating
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from brainldm.config import ReconstructionConfig
-from brainldm.ldm._sampling import (
+from brainldm.ldm import (
     ddim_denoise,
     decode_latents,
     encode_prompt_embeddings,
@@ -43,6 +52,113 @@ logger = logging.getLogger(__name__)
 
 CONDITIONS = ("zc", "z", "c")
 INDEX_COLUMNS = ("nsd_id", "condition", "sample", "seed", "path")
+#: File of a reconstruction folder that lists its images (columns ``INDEX_COLUMNS``).
+INDEX_FILE = "index.csv"
+#: Folder of the original stimuli inside a reconstruction folder.
+ORIGINALS_DIR = "originals"
+
+
+def png_path(condition: str, nsd_id: int, sample: int) -> str:
+    """Return where one reconstruction lies, relative to its reconstruction folder.
+
+    Parameters
+    ----------
+    condition : {"zc", "z", "c"}
+    nsd_id : int
+        0-based NSD id of the test image.
+    sample : int
+        Sample index (0 for the single z-only image).
+
+    Returns
+    -------
+    path : str
+        ``{condition}/{nsd_id:06d}_{sample:02d}.png``, the ``path`` column of
+        ``index.csv``.
+    """
+    return f"{condition}/{int(nsd_id):06d}_{int(sample):02d}.png"
+
+
+def original_path(folder: str | os.PathLike, nsd_id: int) -> Path:
+    """Return where the original stimulus of ``nsd_id`` lies in a reconstruction folder.
+
+    Parameters
+    ----------
+    folder : path-like
+        The reconstruction folder.
+    nsd_id : int
+        0-based NSD id.
+
+    Returns
+    -------
+    path : Path
+        ``folder/originals/{nsd_id:06d}.png``.
+    """
+    return Path(folder) / ORIGINALS_DIR / f"{int(nsd_id):06d}.png"
+
+
+def write_originals(
+    folder: str | os.PathLike, nsd_ids: Sequence[int], images: np.ndarray
+) -> list[Path]:
+    """Write the original stimuli beside the reconstructions, at :func:`original_path`.
+
+    Each file is written through a temporary file and renamed, so a crash never
+    leaves a half-written PNG. Existing files are overwritten.
+
+    Parameters
+    ----------
+    folder : path-like
+        The reconstruction folder.
+    nsd_ids : sequence of int
+        0-based NSD ids, one per image, each in [0, 999999] and given once.
+    images : ndarray of uint8, shape (n_images, height, width, 3)
+        The stimuli as RGB.
+
+    Returns
+    -------
+    paths : list of Path
+        The files written, in the order of ``nsd_ids``.
+
+    Raises
+    ------
+    TypeError
+        If ``images`` is not uint8.
+    ValueError
+        If ``images`` has the wrong shape, or ``nsd_ids`` does not match it, is
+        out of range or repeats an id.
+    """
+    ids = [int(i) for i in nsd_ids]
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise TypeError(f"images must have dtype uint8, got {images.dtype}.")
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(
+            f"images must have shape (n_images, height, width, 3), got {images.shape}."
+        )
+    if len(ids) != len(images):
+        raise ValueError(
+            f"nsd_ids has {len(ids)} ids but images has {len(images)} images; "
+            "give one id per image."
+        )
+    bad = [i for i in ids if not 0 <= i <= 999_999]
+    if bad:
+        raise ValueError(f"nsd_ids must be 0-based ids in [0, 999999], got {bad[:5]}.")
+    if len(set(ids)) != len(ids):
+        raise ValueError("nsd_ids contains duplicates; give each image once.")
+    paths = []
+    for nsd_id, image in zip(ids, images, strict=True):
+        path = original_path(folder, nsd_id)
+        _write_png(path, image)
+        paths.append(path)
+    return paths
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    from PIL import Image
+
+    from brainldm._utils import atomic_path
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
 
 
 def sample_seed(base_seed: int, nsd_id: int, sample: int) -> int:
@@ -57,7 +173,7 @@ def sample_seed(base_seed: int, nsd_id: int, sample: int) -> int:
 
 
 def img2img(ldm, init_latents, text_embeddings, seeds: Sequence[int], config=None, uncond=None):
-    """Steps 3-5: noise the init latents and denoise them with c (DDIM, guidance).
+    """Noise the init latents and denoise them with c (DDIM, guidance): steps 3-5.
 
     Parameters
     ----------
@@ -94,7 +210,7 @@ def img2img(ldm, init_latents, text_embeddings, seeds: Sequence[int], config=Non
 
 
 def txt2img(ldm, text_embeddings, seeds: Sequence[int], config=None, uncond=None):
-    """The c-only control: DDIM from pure noise with c, the whole trajectory.
+    """Denoise pure noise with c, the whole DDIM trajectory: the c-only control.
 
     Returns
     -------
@@ -113,14 +229,39 @@ def txt2img(ldm, text_embeddings, seeds: Sequence[int], config=None, uncond=None
     )
 
 
-def _check_inputs(image_latents, text_embeddings, nsd_ids, conditions) -> None:
+def check_reconstruction_inputs(
+    image_latents: np.ndarray | None,
+    text_embeddings: np.ndarray | None,
+    nsd_ids: Sequence[int],
+    conditions: Sequence[str],
+) -> None:
+    """Check decoded latents and ids before any image is generated.
+
+    Parameters
+    ----------
+    image_latents : ndarray of shape (n_images, ...) or None
+        Needed (one row per id) for "zc" and "z".
+    text_embeddings : ndarray of shape (n_images, ...) or None
+        Needed (one row per id) for "zc" and "c".
+    nsd_ids : sequence of int
+        Unique ids, one per row.
+    conditions : sequence of {"zc", "z", "c"}
+
+    Raises
+    ------
+    ValueError
+        If a condition is unknown, an id repeats, or a needed array is missing or
+        has another number of rows.
+    """
     from brainldm._utils import check_choices
 
     check_choices("conditions", conditions, CONDITIONS)
     n = len(nsd_ids)
     if len(set(int(i) for i in nsd_ids)) != n:
         raise ValueError("nsd_ids must be unique: one row of decoded latents per image.")
-    if ("zc" in conditions or "z" in conditions) and (image_latents is None or len(image_latents) != n):
+    if ("zc" in conditions or "z" in conditions) and (
+        image_latents is None or len(image_latents) != n
+    ):
         raise ValueError(
             f"image_latents must have one row per nsd_id ({n}) for conditions "
             f"{[c for c in conditions if c in ('zc', 'z')]}, got "
@@ -207,7 +348,7 @@ def generate(
     from tqdm.auto import tqdm
 
     config = ReconstructionConfig() if config is None else config
-    _check_inputs(image_latents, text_embeddings, nsd_ids, (condition,))
+    check_reconstruction_inputs(image_latents, text_embeddings, nsd_ids, (condition,))
     skip = skip or set()
     n_samples = 1 if condition == "z" else config.n_samples
     jobs = [
@@ -239,19 +380,6 @@ def generate(
         yield [(j[1], j[2], j[3], im) for j, im in zip(batch, images, strict=True)]
 
 
-def _png_path(condition: str, nsd_id: int, sample: int) -> str:
-    return f"{condition}/{nsd_id:06d}_{sample:02d}.png"
-
-
-def _write_png(path: Path, image: np.ndarray) -> None:
-    from PIL import Image
-
-    from brainldm._utils import atomic_path
-
-    with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG")
-
-
 def reconstruct(
     ldm,
     image_latents: np.ndarray | None,
@@ -274,9 +402,9 @@ def reconstruct(
     nsd_ids : sequence of int
         0-based ids of the test images, one per row.
     out_dir : path-like
-        Gets ``{condition}/{nsd_id:06d}_{sample:02d}.png``, ``index.csv`` and
-        ``settings.json``. Images already there are kept, not recomputed; the
-        settings must match those of the images already there.
+        Gets ``{condition}/{nsd_id:06d}_{sample:02d}.png`` (:func:`png_path`),
+        ``index.csv`` and ``settings.json``. Images already there are kept, not
+        recomputed; the settings must match those of the images already there.
     conditions : sequence of {"zc", "z", "c"}
     config : ReconstructionConfig
     batch_size, batch_invariant
@@ -298,7 +426,7 @@ def reconstruct(
 
     config = ReconstructionConfig() if config is None else config
     conditions = tuple(conditions)
-    _check_inputs(image_latents, text_embeddings, nsd_ids, conditions)
+    check_reconstruction_inputs(image_latents, text_embeddings, nsd_ids, conditions)
     out_dir = Path(out_dir)
     settings = {
         "config": dataclasses.asdict(config),
@@ -318,7 +446,7 @@ def reconstruct(
     else:
         write_json_atomic(settings_path, {**settings, "package_version": __version__})
 
-    index_path = out_dir / "index.csv"
+    index_path = out_dir / INDEX_FILE
     previous = pd.read_csv(index_path) if index_path.exists() else None
     rows = [] if previous is None else previous.to_dict("records")
     known = {(r["condition"], int(r["nsd_id"]), int(r["sample"])) for r in rows}
@@ -335,14 +463,14 @@ def reconstruct(
             (int(i), k)
             for i in nsd_ids
             for k in range(n_samples)
-            if (out_dir / _png_path(condition, int(i), k)).exists()
+            if (out_dir / png_path(condition, int(i), k)).exists()
         }
         for items in generate(
             ldm, image_latents, text_embeddings, nsd_ids, condition, config, batch_size,
             batch_invariant, progress, skip=done,
         ):  # fmt: skip
             for nsd_id, sample, seed, image in items:
-                rel = _png_path(condition, nsd_id, sample)
+                rel = png_path(condition, nsd_id, sample)
                 _write_png(out_dir / rel, image)
                 if (condition, nsd_id, sample) not in known:
                     rows.append(dict(nsd_id=nsd_id, condition=condition, sample=sample,
@@ -353,7 +481,7 @@ def reconstruct(
             if (condition, nsd_id, sample) not in known:
                 rows.append(dict(nsd_id=nsd_id, condition=condition, sample=sample,
                                  seed=sample_seed(config.seed, nsd_id, sample),
-                                 path=_png_path(condition, nsd_id, sample)))  # fmt: skip
+                                 path=png_path(condition, nsd_id, sample)))  # fmt: skip
                 known.add((condition, nsd_id, sample))
     write_index()
     index = pd.read_csv(index_path)

@@ -2,22 +2,42 @@
 
 scikit-learn estimators with exact K-fold choice of alpha (per target by
 default) from a single eigendecomposition, batched over targets, on numpy
-or torch (CPU or CUDA). Importing this module does not import torch.
+or torch (CPU or CUDA). Importing this package imports neither torch nor
+scikit-learn: the estimators are loaded when first used, so the named settings
+(:data:`TAKAGI2023_RIDGE`, :data:`DEFAULT_ALPHAS`) are cheap to read, e.g. for
+the config's defaults.
 """
 
-from brainldm.ridge._estimators import (
-    DEFAULT_ALPHAS,
-    TAKAGI2023_RIDGE,
-    BandedRidgeCV,
-    Ridge,
-    RidgeCV,
-    takagi2023_ridge,
-)
-from brainldm.ridge._folds import grouped_folds
-from brainldm.ridge._scoring import correlation_score, r2_score, r2_score_split
+import importlib
 
-# Aliases for the field's two names of the same model.
-GroupRidgeCV = BandedRidgeCV
+from brainldm.ridge._presets import DEFAULT_ALPHAS, TAKAGI2023_RIDGE, takagi2023_ridge
+
+#: Public name → the module that defines it, imported on first access (PEP 562).
+_LAZY = {
+    "BandedRidgeCV": "_banded",
+    "GroupRidgeCV": "_banded",  # the field's other name for the same model
+    "Ridge": "_estimators",
+    "RidgeCV": "_estimators",
+    "grouped_folds": "_folds",
+    "correlation_score": "_scoring",
+    "r2_score": "_scoring",
+    "r2_score_split": "_scoring",
+    "choose_cv_strategy": "_search",
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{_LAZY[name]}")
+    value = getattr(module, "BandedRidgeCV" if name == "GroupRidgeCV" else name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     # estimators
@@ -31,6 +51,7 @@ __all__ = [
     "DEFAULT_ALPHAS",
     # cross-validation
     "grouped_folds",
+    "choose_cv_strategy",
     # scoring, per target
     "r2_score",
     "correlation_score",

@@ -1,12 +1,11 @@
 """Synthetic data and tiny models for tests, examples and the demo."""
 
-from brainldm.testing._fake_nsd import (
+from brainldm.testing._fake_nsd import FakeNSD, write_fake_nsd
+from brainldm.testing._fake_stimuli import (
     VOCABULARY,
-    FakeNSD,
     FeatureFunction,
     appearance_features,
     semantic_features,
-    write_fake_nsd,
 )
 
 __all__ = [

@@ -61,7 +61,7 @@ def fit_tiny_ldm(
 
     from brainldm._utils import check_positive_int
     from brainldm.features import encode_text_embeddings
-    from brainldm.ldm._sampling import encode_prompt_embeddings, from_uint8, resize_uint8
+    from brainldm.ldm import encode_prompt_embeddings, from_uint8, resize_uint8
 
     for name, value in (("image_size", image_size), ("batch_size", batch_size)):
         check_positive_int(name, value)
