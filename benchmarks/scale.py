@@ -1,10 +1,11 @@
 """Benchmark: reconstruction throughput with 1 and 2 Ray workers, and the Ray path's overhead.
 
-Three runs of :func:`brainldm.distributed.run_reconstruction` on the tiny random
+Three runs of :func:`brainldm.reconstruction.run_reconstruction` on the tiny random
 model, in one process and one session, each into a fresh folder:
 
-- ``local``: ``executor="local"``, torch on 1 thread (what a 1-CPU Ray worker gets);
-- ``ray, 1 worker`` and ``ray, 2 workers``: ``executor="ray"`` on a local cluster
+- ``local``: ``Execution(executor="local")``, torch on 1 thread (what a 1-CPU Ray
+  worker gets);
+- ``ray, 1 worker`` and ``ray, 2 workers``: ``Execution(executor="ray")`` on a local cluster
   started once beforehand (its start-up is reported, not counted).
 
 Each run is timed end to end (actor start, model load, images, final check);
@@ -91,7 +92,8 @@ def main() -> None:
             busy0, t0 = _busy_cpu_seconds(), time.perf_counter()
             run_reconstruction(model, z, c, ids, out, **common, execution=execution)
             busy1, t1 = _busy_cpu_seconds(), time.perf_counter()
-            run_reconstruction(model, z, c, ids, out, **common, execution=execution)  # nothing left to do
+            # again: nothing left to do, what remains is the fixed cost
+            run_reconstruction(model, z, c, ids, out, **common, execution=execution)
             run = {"seconds": t1 - t0, "fixed": time.perf_counter() - t1,
                    "busy": (busy1 - busy0) / (t1 - t0)}  # fmt: skip
             if name not in results or run["seconds"] < results[name]["seconds"]:

@@ -159,7 +159,9 @@ def test_encode_killed_at_any_point_resumes_to_identical_arrays(demo_run, tmp_pa
             assert a.files == b.files, rel
             for key in a.files:
                 np.testing.assert_array_equal(a[key], b[key], err_msg=f"{rel}:{key}")
-    for store in sorted((reference / "features").glob("*_s*_f*")):  # zc and U-Net stores
+    stores = sorted((reference / "encode" / "features").glob("*_s*_f*"))  # zc, U-Net
+    assert len(stores) >= 4
+    for store in stores:
         for entry in sorted(store.glob("*.npy")):
             resumed = np.load(run / entry.relative_to(reference))
             np.testing.assert_array_equal(np.load(entry), resumed, err_msg=str(entry))

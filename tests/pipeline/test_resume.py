@@ -117,10 +117,14 @@ def test_a_seed_change_recomputes_the_sampled_features_only_with_force(tmp_path,
     """The real prepare and features stages, z sampled from the VAE posterior."""
     from brainldm.nsd import NSDLayout
 
+    weights = tmp_path / "weights"  # the key reads what the model's files hold
+    weights.mkdir()
+    (weights / "unet.safetensors").write_bytes(b"tiny")
+
     def config(seed):
         return make_run_config("demo", {
             "data": {"subjects": (1,), "nsd_root": str(fake_nsd.root)},
-            "features": {"z_posterior": "sample", "model": str(tmp_path)},
+            "features": {"z_posterior": "sample", "model": str(weights)},
             "reconstruction": {"seed": seed}})  # fmt: skip
 
     run, layout = tmp_path / "run", NSDLayout(fake_nsd.root)
@@ -139,3 +143,62 @@ def test_a_seed_change_recomputes_the_sampled_features_only_with_force(tmp_path,
     marker = json.loads(RunLayout(run).marker("features").read_text())
     assert marker["settings"]["reconstruction.seed"] == 43
     assert sorted(p.stat().st_mtime_ns for p in (run / "prepare").iterdir()) == prepared
+
+
+def test_force_redoes_the_finished_stages_after_it_even_with_the_same_settings(tmp_path):
+    """--force after replacing the weights in place, or on corrupt outputs."""
+    config = _config()
+    _finish(tmp_path, config)
+    plan = plan_run(config, tmp_path, force=["features"])
+    assert _actions(plan) == {"prepare": "skip", **{s: "redo" for s in STAGES[1:]}}
+    plan = plan_run(config, tmp_path, stages=["maps"], force=["maps"])
+    assert _actions(plan) == {"maps": "redo", "report": "redo"}  # the report shows the maps
+
+
+def test_weights_enter_the_key_by_what_they_hold_not_where_they_lie(tmp_path):
+    weights = tmp_path / "a" / "sd.ckpt"
+    weights.parent.mkdir()
+    weights.write_bytes(b"weights" * 1000)
+    _finish(tmp_path / "run", _config(features={"model": str(weights)}))
+    moved = tmp_path / "b" / "sd.ckpt"
+    moved.parent.mkdir()
+    weights.rename(moved)
+    plan = plan_run(_config(features={"model": str(moved)}), tmp_path / "run")
+    assert set(_actions(plan).values()) == {"skip"}
+    moved.write_bytes(b"other weights" * 1000)  # replaced at the same path
+    expected = r"(?s)^stage\(s\) features .*features.model \(what its files hold\)"
+    with pytest.raises(StaleStageError, match=expected):
+        plan_run(_config(features={"model": str(moved)}), tmp_path / "run")
+
+
+def test_evaluate_reads_the_protocols_only_with_downloaded_weights(tmp_path):
+    config = _config()
+    _finish(tmp_path, config)
+    plan = plan_run(_config(evaluation={"protocols": ("takagi",)}), tmp_path)
+    assert set(_actions(plan).values()) == {"skip"}  # the offline suite is scored anyway
+    assert "evaluation.protocols" not in {n for p in plan for n in p.settings}
+
+
+def test_unrequested_stages_with_other_settings_are_kept_and_said(tmp_path):
+    config = _config()
+    _finish(tmp_path, config)
+    plan = plan_run(_config(decoding={"alphas": (1.0, 10.0)}), tmp_path, ["report"])
+    assert _actions(plan) == {"decode": "keep", "report": "skip"}
+    keep = next(p for p in plan if p.action == "keep")
+    assert "decoding.alphas: [1e-06" in keep.reason and "→ [1.0, 10.0]" in keep.reason
+    assert removals(plan, tmp_path) == []
+
+
+def test_unfinished_work_with_other_settings_is_restarted_and_said(tmp_path):
+    config = _config()
+    _finish(tmp_path, config, stages=STAGES[:2])
+    run = RunLayout(tmp_path)
+    run.stage_dir("decode").mkdir()
+    run.started("decode").write_text(json.dumps({"hash": "0000000000000000"}))
+    plan = plan_run(config, tmp_path, ["decode"])
+    assert _actions(plan) == {"decode": "restart"}
+    assert removals(plan, tmp_path) == [
+        f"{run.stage_dir('decode')}/ (unfinished, with other settings)"
+    ]
+    run.started("decode").write_text(json.dumps({"hash": plan[0].key}))
+    assert _actions(plan_run(config, tmp_path, ["decode"])) == {"decode": "run"}  # resumed

@@ -9,7 +9,13 @@ from brainldm._utils._checks import (
     check_sequence,
     check_text,
 )
-from brainldm._utils._io import atomic_path, remove_temporaries, write_json_atomic
+from brainldm._utils._io import (
+    atomic_path,
+    files_fingerprint,
+    path_fingerprint,
+    remove_temporaries,
+    write_json_atomic,
+)
 
 __all__ = [
     "atomic_path",
@@ -20,6 +26,8 @@ __all__ = [
     "check_positive_int",
     "check_sequence",
     "check_text",
+    "files_fingerprint",
+    "path_fingerprint",
     "remove_temporaries",
     "write_json_atomic",
 ]

@@ -1,4 +1,4 @@
-"""Writing files so that a crash never leaves a half-written result."""
+"""Writing files so that a crash never leaves a half-written result; fingerprints of files."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +73,43 @@ def remove_temporaries(folders, recursive: bool = False) -> int:
                 path.unlink(missing_ok=True)
                 n += 1
     return n
+
+
+def files_fingerprint(paths: Sequence[Path], root: Path | None = None) -> str:
+    """Short hash of files' names, sizes and first/last MiB (fast for multi-GB weights).
+
+    Parameters
+    ----------
+    paths : sequence of Path
+    root : Path, optional
+        Names are taken relative to it (default: the file names alone).
+
+    Returns
+    -------
+    fingerprint : str
+        16 hex digits.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        size = path.stat().st_size
+        name = path.name if root is None else path.relative_to(root).as_posix()
+        digest.update(f"{name}:{size}".encode())
+        with open(path, "rb") as f:
+            digest.update(f.read(2**20))
+            if size > 2**21:
+                f.seek(-(2**20), os.SEEK_END)
+                digest.update(f.read(2**20))
+    return digest.hexdigest()[:16]
+
+
+def path_fingerprint(path: str | os.PathLike) -> str | None:
+    """:func:`files_fingerprint` of a file, or of every file under a folder; None if absent."""
+    path = Path(path).expanduser()
+    if path.is_file():
+        return files_fingerprint([path])
+    if path.is_dir():
+        files = [p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")]
+        return files_fingerprint(files, root=path)
+    return None

@@ -26,12 +26,15 @@ def _str_list(text: str) -> list[str]:
 
 
 def _print_summary(summary: dict, out: Path) -> None:
+    from brainldm.pipeline import RunLayout
+
     for key, name in summary.get("prepare", {}).items():
         print(f"  prepared {key}: {name}")
     for subject, info in summary.get("decode", {}).items():
         r = info["per_image_r"]
-        print(f"  subj{int(subject):02d} decoded: per-image r z {r['image_latents']:.3f}, "
-              f"c {r['text_embeddings']:.3f}")  # fmt: skip
+        name = RunLayout.subject_name(subject)
+        r_z, r_c = r["image_latents"], r["text_embeddings"]
+        print(f"  {name} decoded: per-image r z {r_z:.3f}, c {r_c:.3f}")
     if "report" in summary:
         print(f"report: {out / summary['report']['report']}")
 
@@ -177,6 +180,7 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     from brainldm.decoding import fit_decoders
     from brainldm.features import FeatureStore
     from brainldm.nsd import SubjectSplit
+    from brainldm.pipeline import RunLayout
 
     config = _run_config(args)
     split = SubjectSplit.load(args.prepared)
@@ -189,7 +193,8 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     decoded = decoders.decode(split, stores)
     path = decoded.save(args.out)
     r = decoded.mean_scores()
-    print(f"subj{split.subject:02d}: {len(decoded)} test images decoded -> {path}; per-image r "
+    print(f"{RunLayout.subject_name(split.subject)}: {len(decoded)} test images decoded -> {path}; "
+          "per-image r "
           f"z {r['image_latents']:.3f}, c {r['text_embeddings']:.3f}")  # fmt: skip
     return 0
 

@@ -28,12 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from brainldm._utils import atomic_path, check_positive_int, write_json_atomic
+from brainldm.config import EncodingConfig
 from brainldm.encoding._stats import correlation_pvalues, fdr_significant, pearson_r
 
 logger = logging.getLogger(__name__)
 
-#: PCA size of each feature space in the paper.
-PAPER_N_COMPONENTS = 6400
+#: PCA size of each feature space in the paper (§3.5), as the config holds it.
+PAPER_N_COMPONENTS = EncodingConfig.n_components
 
 
 @dataclass
@@ -263,7 +264,7 @@ class FitOptions:
     n_components : int or None
         PCA size per space (6,400 in the paper); None skips PCA.
     alphas : sequence of float, optional
-        Ridge grid (default :data:`brainldm.ridge.DEFAULT_ALPHAS`).
+        Ridge grid (default ``EncodingConfig.alphas``, the encoding preset's).
     cv : int
         CV folds (grouped by image when the fit gets ``groups``).
     q : float
@@ -285,10 +286,11 @@ class FitOptions:
     5
     """
 
+    # Defaults are the config's (brainldm.config.EncodingConfig), their one home.
     n_components: int | None = PAPER_N_COMPONENTS
     alphas: Sequence[float] | None = None
-    cv: int = 5
-    q: float = 0.05
+    cv: int = EncodingConfig.cv
+    q: float = EncodingConfig.q
     backend: str = "numpy"
     device: str = "cpu"
     random_state: int | None = 0
@@ -337,13 +339,13 @@ def model_cv_strategy(
     -------
     cv_strategy : {"woodbury", "eigh_per_fold"}
     """
-    from brainldm.ridge import DEFAULT_ALPHAS, choose_cv_strategy
+    from brainldm.ridge import choose_cv_strategy
 
     spaces = tuple(spaces)
     if not spaces:
         raise ValueError("spaces is empty: give at least one ReducedSpace.")
     n_train = len(spaces[0].train_trials())
-    grid = DEFAULT_ALPHAS if alphas is None else alphas
+    grid = EncodingConfig.alphas if alphas is None else alphas
     return choose_cv_strategy(
         n_train, sum(s.n_components for s in spaces), _folds(groups, cv, random_state),
         len(np.atleast_1d(grid)), n_voxels,
@@ -392,7 +394,7 @@ def fit_voxel_block(
     -------
     block : EncodingBlock
     """
-    from brainldm.ridge import DEFAULT_ALPHAS, BandedRidgeCV, RidgeCV, r2_score
+    from brainldm.ridge import BandedRidgeCV, RidgeCV, r2_score
 
     spaces = tuple(spaces)
     if not spaces:
@@ -404,7 +406,7 @@ def fit_voxel_block(
     # the spaces come standardised (and PCA scores must keep their variances)
     common = dict(cv=_folds(groups, cv, random_state), backend=backend, device=device,
                   progress=progress, standardize_X=False, cv_strategy=cv_strategy)  # fmt: skip
-    grid = DEFAULT_ALPHAS if alphas is None else alphas
+    grid = EncodingConfig.alphas if alphas is None else alphas
     if len(spaces) == 1:
         model = RidgeCV(alphas=grid, **common).fit(train[0], Y_train)
         pred = model.predict(test[0])

@@ -108,17 +108,9 @@ def _eval(*modules: Any) -> None:
 
 
 def _file_fingerprint(paths: list[Path]) -> str:
-    """Hash of the files' names, sizes and first/last MiB (fast for multi-GB weights)."""
-    digest = hashlib.sha256()
-    for path in sorted(paths):
-        size = path.stat().st_size
-        digest.update(f"{path.name}:{size}".encode())
-        with open(path, "rb") as f:
-            digest.update(f.read(2**20))
-            if size > 2**21:
-                f.seek(-(2**20), os.SEEK_END)
-                digest.update(f.read(2**20))
-    return digest.hexdigest()[:16]
+    from brainldm._utils import files_fingerprint
+
+    return files_fingerprint(paths)
 
 
 def read_checkpoint(path: str | os.PathLike, allow_pickle: bool = False) -> dict:

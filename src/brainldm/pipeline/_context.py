@@ -68,10 +68,11 @@ class RunContext:
         return SubjectSplit.load(self.run.prepared_dir() / done["outputs"][f"{subject}/{name}"])
 
     def store(self, name: str, meta: dict | None = None):
-        """The feature store ``name`` of this run (``"z"``, ``"c"``, :func:`zc_store_name`)."""
+        """The feature store ``name``: ``"z"``, ``"c"`` or a :func:`zc_store_name`."""
         from brainldm.features import FeatureStore
 
-        return FeatureStore(self.run.features_dir(), name, meta)
+        folder = self.run.features_dir() if name in ("z", "c") else self.run.zc_features_dir()
+        return FeatureStore(folder, name, meta)
 
     def image_ids(self) -> np.ndarray:
         """Every image a subject of the run saw (train and test), increasing."""

@@ -6,11 +6,12 @@ A run folder::
     <stage>/.done.json              a finished stage: its key, settings, outputs
     <stage>/.started.json           a stage that started (resumed while its key holds)
     prepare/                        prepared splits (SubjectSplit files)
-    features/<name>/                feature stores (z, c, zc_..., unet_...)
+    features/<name>/                feature stores of z and c
     decode/subjNN_decoded.npz       DecodedLatents
     reconstruct/subjNN/             reconstructions (index.csv, zc/, z/, c/, originals/)
     reconstruct/subjNN_oracle/      reconstructions from the true z and c
     evaluate/<protocol>/            scores, summary.csv, tests.csv, identification.png
+    encode/features/<name>/         zc and U-Net feature stores (the encode stage's)
     encode/subjNN/                  EncodingAnalyses, voxels.npz, accuracy volumes
     maps/subjNN/                    cortical maps (PNG)
     report/report.html              the report (and summary.json)
@@ -86,6 +87,10 @@ class RunLayout:
     def features_dir(self) -> Path:
         return self.stage_dir("features")
 
+    def zc_features_dir(self) -> Path:
+        """Stores of zc and U-Net activations: made by the encode stage, removed with it."""
+        return self.stage_dir("encode") / "features"
+
     def decoded(self, subject: int) -> Path:
         return self.stage_dir("decode") / f"{self.subject_name(subject)}_decoded.npz"
 
@@ -98,7 +103,9 @@ class RunLayout:
 
     def rating_results(self, subject: int) -> Path:
         """Human ratings of a subject's reconstructions (``brainldm rate results`` writes it)."""
-        return self.reconstructions(subject) / "rating" / "rating_results.json"
+        from brainldm.reconstruction import RATING_DIR, RATING_RESULTS_FILE
+
+        return self.reconstructions(subject) / RATING_DIR / RATING_RESULTS_FILE
 
     def evaluation(self, protocol: str) -> Path:
         return self.stage_dir("evaluate") / protocol

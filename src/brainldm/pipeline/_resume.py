@@ -31,22 +31,38 @@ class StaleStageError(ValueError):
     """A finished stage's settings changed; its outputs are kept until ``force``."""
 
 
+#: Settings that name a file or folder enter a key by what they hold (names, sizes,
+#: first and last MiB of each file), so moving the weights changes no key and
+#: replacing them at the same path does.
+PATH_SETTINGS = ("features.model", "evaluation.weights_dir")
+
+
 def _value(config, name: str):
     section, _, key = name.partition(".")
-    value = getattr(config, section)
-    if key:
-        value = getattr(value, key)
-    elif dataclasses.is_dataclass(value):
-        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)
-                 if not f.name == "device"}  # fmt: skip  # where it runs, not what
+    value = getattr(getattr(config, section), key)
+    if name in PATH_SETTINGS and value is not None:
+        from brainldm._utils import path_fingerprint
+
+        value = path_fingerprint(value) or f"missing: {value}"
     return json.loads(json.dumps(value, default=str))  # tuples → lists, as in the marker
 
 
+def _names(config, read: str) -> list[str]:
+    """``"section"`` → each of its settings but the device (where work runs, not what)."""
+    if "." in read:
+        return [read]
+    section = getattr(config, read)
+    return [f"{read}.{f.name}" for f in dataclasses.fields(section) if f.name != "device"]
+
+
 def stage_settings(stage: Stage, config) -> dict:
-    """The settings ``stage`` reads, by name (JSON values)."""
-    settings = {name: _value(config, name) for name in stage.reads}
+    """The settings ``stage`` reads, by full name (JSON values)."""
+    settings = {name: _value(config, name) for read in stage.reads for name in _names(config, read)}
     for name, (other, value) in stage.reads_when.items():
         if _value(config, other) == value:
+            settings[name] = _value(config, name)
+    for name, (other, value) in stage.reads_unless.items():
+        if _value(config, other) != value:
             settings[name] = _value(config, name)
     return settings
 
@@ -75,9 +91,12 @@ class StepPlan:
         The settings it reads, for its marker.
     upstream : dict of str to str
         Keys of the stages it reads from.
-    action : {"skip", "run", "redo"}
+    action : {"skip", "run", "restart", "redo", "keep"}
         ``"skip"``: finished with this key. ``"run"``: start or resume.
-        ``"redo"``: remove its folder, then run.
+        ``"restart"``: unfinished with other settings: remove its partial outputs,
+        then run. ``"redo"``: remove its finished outputs (forced, or after a stage
+        it reads from), then run. ``"keep"``: not requested, finished with other
+        settings than the config's: kept as it is (said in the log).
     reason : str
         Why, for the log and the command line.
     """
@@ -92,7 +111,8 @@ class StepPlan:
 
 def _changes(old: dict, new: dict) -> list[str]:
     names = sorted(set(old) | set(new))
-    return [f"{n}: {old.get(n, '(not read)')!r} → {new.get(n, '(not read)')!r}"
+    return [f"{n}{' (what its files hold)' if n in PATH_SETTINGS else ''}: "
+            f"{old.get(n, '(not read)')!r} → {new.get(n, '(not read)')!r}"
             for n in names if old.get(n) != new.get(n)]  # fmt: skip
 
 
@@ -115,7 +135,8 @@ def plan_run(
     Returns
     -------
     plan : list of StepPlan
-        The stages to run or skip, in run order.
+        The stages to run or skip, and the unrequested ones kept with other
+        settings, in run order.
 
     Raises
     ------
@@ -133,10 +154,16 @@ def plan_run(
     plan, stale = [], []
     for stage in STAGES:
         marker = read_marker(run, stage.name)
-        # A finished stage whose inputs are redone now must be redone too.
-        cascade = marker is not None and bool(redone & set(stage.after)) and stage.costly
+        # A finished stage whose inputs are redone now is redone too, requested or not.
+        cascade = marker is not None and bool(redone & set(stage.after))
         if stage.name not in wanted and not cascade:
             keys[stage.name] = marker.get("hash") if marker else None
+            if marker is not None and "settings" in marker:
+                changed = _changes(marker["settings"], stage_settings(stage, config))
+                if changed:  # not requested: kept as it is, and said
+                    reason = "finished with other settings, kept: " + "; ".join(changed)
+                    plan.append(StepPlan(stage, marker["hash"], marker["settings"],
+                                         marker.get("upstream", {}), "keep", reason))  # fmt: skip
             continue
         upstream = {name: keys[name] for name in stage.after if keys.get(name) is not None}
         missing = [name for name in stage.after if name not in upstream]
@@ -149,27 +176,33 @@ def plan_run(
         settings = stage_settings(stage, config)
         key = stage_key(stage, settings, upstream, demo)
         keys[stage.name] = key
+        started = _read(run.started(stage.name))
         if stage.name in force:
-            action, reason = ("redo" if run.stage_dir(stage.name).exists() else "run"), "forced"
+            action = "redo" if run.stage_dir(stage.name).exists() else "run"
+            reason = "forced"
+        elif cascade:
+            action = "redo"
+            reason = "the stages it reads from are redone: " + ", ".join(
+                sorted(redone & set(stage.after)))
         elif marker is not None and marker.get("hash") == key:
             action, reason = "skip", "finished with these settings"
         elif marker is not None:
             changed = _changes(marker.get("settings", {}), settings) or [
                 "the stages it reads from changed"]  # fmt: skip
-            if cascade or not stage.costly or redone & set(stage.after):
-                action, reason = "redo", "its inputs or settings changed: " + "; ".join(changed)
-            else:
+            if stage.costly:
                 stale.append((stage.name, changed))
-                action, reason = "redo", "stale"
+            action, reason = "redo", "its settings changed: " + "; ".join(changed)
+        elif started is not None and started.get("hash") != key:
+            action, reason = "restart", "unfinished, with other settings"
         else:
-            action, reason = "run", "not finished"
+            action, reason = "run", "resumed" if started is not None else "not finished"
         if action == "redo":
             redone.add(stage.name)
         plan.append(StepPlan(stage, key, settings, upstream, action, reason))
     if stale:
         lines = [f"  {name}: " + "; ".join(changed) for name, changed in stale]
         names = ",".join(name for name, _ in stale)
-        later = [p.stage.name for p in plan if p.action == "redo" and p.reason != "stale"]
+        later = [p.stage.name for p in plan if p.action == "redo" and p.stage.name not in names]
         raise StaleStageError(
             f"stage(s) {names} of {str(run.root)!r} finished with other settings; their "
             "outputs are kept, nothing was run:\n" + "\n".join(lines) + "\n"
@@ -181,7 +214,12 @@ def plan_run(
     return plan
 
 
+def _read(path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def removals(plan: Sequence[StepPlan], out_dir) -> list[str]:
-    """The finished stage folders that ``plan`` removes, for the user to read first."""
+    """The stage folders that ``plan`` removes (finished, or unfinished with other settings)."""
     run = RunLayout(out_dir)
-    return [f"{run.stage_dir(p.stage.name)}/ ({p.reason})" for p in plan if p.action == "redo"]
+    return [f"{run.stage_dir(p.stage.name)}/ ({p.reason})" for p in plan
+            if p.action in ("redo", "restart")]  # fmt: skip

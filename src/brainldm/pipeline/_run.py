@@ -92,21 +92,28 @@ def run_pipeline(
     ctx = RunContext(config=config, run=run, nsd=layout, ldm=ldm, demo=demo, progress=progress)
     plan = plan_run(config, run.root, stages, force, demo=demo)
     # Every input the stages to run will read is checked before anything is written.
-    check_inputs(ctx, [step.stage.name for step in plan if step.action != "skip"])
-    for line in removals(plan, run.root):  # said before anything is removed
+    check_inputs(ctx, [step.stage.name for step in plan if step.action not in ("skip", "keep")])
+    for step in plan:
+        if step.action == "keep":
+            logger.warning("stage %s: %s", step.stage.name, step.reason)
+    # Said, then removed before any stage runs: a run killed later finds no marker of a
+    # stage it was going to redo, so it can never skip it.
+    for line in removals(plan, run.root):
         logger.warning("removing %s", line)
+    for step in plan:
+        if step.action in ("redo", "restart"):
+            shutil.rmtree(run.stage_dir(step.stage.name), ignore_errors=True)
     run.root.mkdir(parents=True, exist_ok=True)
     _write_text(run.config_toml(), run_config_to_toml(config))
     summary = {}
     for step in plan:
         name = step.stage.name
+        if step.action == "keep":
+            continue
         if step.action == "skip":
             logger.info("stage %s: finished already, skipped", name)
             summary[name] = _read_outputs(run, name)
             continue
-        started = _read_json(run.started(name))
-        if step.action == "redo" or (started and started.get("hash") != step.key):
-            shutil.rmtree(run.stage_dir(name), ignore_errors=True)  # "redo", or partial outputs
         run.stage_dir(name).mkdir(parents=True, exist_ok=True)
         write_json_atomic(run.started(name), {"hash": step.key})  # same key later: resume
         if remove_temporaries([run.stage_dir(name)], recursive=True):

@@ -1,11 +1,13 @@
 """The stages of a run, each a short call into the library, and what each one reads.
 
-A stage declares, as data next to itself, the settings it reads (``reads``;
-a whole section or one ``section.key``, some only while another setting has a
-value: ``reads_when``) and the stages whose outputs it reads (``after``). Its
-cache key is built from exactly those (:mod:`brainldm.pipeline._resume`).
-Where work runs (``[scale]``, devices) and where the inputs lie (paths) are
-not read: they do not change what is computed.
+A stage declares, as data next to itself, the settings it reads (``reads``: a
+whole section or one ``section.key``; ``reads_when``/``reads_unless``: read only
+while another setting has, or has not, a value) and the stages whose outputs it
+reads (``after``). Its cache key is built from exactly those
+(:mod:`brainldm.pipeline._resume`). Settings that name weights enter a key by
+what the files hold, not by their path. Where work runs and how it is split
+(``[scale]``, devices) is read by no stage: it changes at most the last bits of
+floats, never what is computed.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ class Stage:
     reads_when : mapping of str to (str, object)
         Settings read only while another setting has a value: ``{"reconstruction.seed":
         ("features.z_posterior", "sample")}``.
+    reads_unless : mapping of str to (str, object)
+        Settings read only while another setting has not a value: ``{"evaluation.protocols":
+        ("evaluation.weights_dir", None)}``.
     costly : bool
         Finished outputs that took real work: kept when settings change, until
         ``force``. A stage that is not costly (maps, report) is redrawn.
@@ -52,6 +57,7 @@ class Stage:
     reads: tuple[str, ...]
     after: tuple[str, ...] = ()
     reads_when: Mapping[str, tuple[str, object]] = field(default_factory=dict)
+    reads_unless: Mapping[str, tuple[str, object]] = field(default_factory=dict)
     costly: bool = True
     optional_after: bool = False
     needs_ldm: bool = False
@@ -347,7 +353,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("reconstruct", _reconstruct, after=("features", "decode"), needs_ldm=True,
           reads=("reconstruction",)),
     Stage("evaluate", _evaluate, after=("reconstruct",),
-          reads=("evaluation.protocols", "evaluation.weights_dir", "evaluation.n_bootstrap")),
+          reads=("evaluation.weights_dir", "evaluation.n_bootstrap"),
+          # without weights, the offline suite is scored whatever the protocols
+          reads_unless={"evaluation.protocols": ("evaluation.weights_dir", None)}),
     Stage("encode", _encode, after=("prepare", "features"), needs_ldm=True, reads=(
         "encoding", "data.encoding_roi", "features.zc_strengths", "features.zc_fractions",
         "features.unet_layers", "features.batch_size", "reconstruction.num_inference_steps",

@@ -35,7 +35,7 @@ from brainldm._utils import atomic_path, check_choices, write_json_atomic
 from brainldm.evaluation import adjust_pvalues, compare_conditions
 from brainldm.rating._run import RATING_DIR, default_db_path
 from brainldm.rating._store import JUDGEMENT_COLUMNS
-from brainldm.reconstruction import CONDITIONS
+from brainldm.reconstruction import CONDITIONS, RATING_RESULTS_FILE
 
 #: Chance level of a two-alternative trial.
 CHANCE = 0.5
@@ -315,7 +315,7 @@ def write_rating_results(results: RatingResults, out_dir: str | os.PathLike) -> 
         with atomic_path(path) as tmp:
             getattr(results, name).to_csv(tmp, index=False)
         paths[name] = path
-    paths["json"] = write_json_atomic(out_dir / "rating_results.json", results.to_dict())
+    paths["json"] = write_json_atomic(out_dir / RATING_RESULTS_FILE, results.to_dict())
     return paths
 
 

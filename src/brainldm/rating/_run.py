@@ -24,11 +24,10 @@ from brainldm.reconstruction import (
     INDEX_COLUMNS,
     INDEX_FILE,
     ORIGINALS_DIR,
+    RATING_DIR,
     original_path,
 )
 
-#: Sub-folder of a run folder that holds the ratings database and results.
-RATING_DIR = "rating"
 #: File name of the ratings database inside ``RATING_DIR``.
 DB_NAME = "ratings.sqlite"
 

@@ -6,6 +6,8 @@ from brainldm.reconstruction._reconstruct import (
     INDEX_COLUMNS,
     INDEX_FILE,
     ORIGINALS_DIR,
+    RATING_DIR,
+    RATING_RESULTS_FILE,
     check_reconstruction_inputs,
     generate,
     img2img,
@@ -32,6 +34,8 @@ __all__ = [
     # the reconstruction folder
     "INDEX_FILE",
     "ORIGINALS_DIR",
+    "RATING_DIR",
+    "RATING_RESULTS_FILE",
     "png_path",
     "original_path",
     "write_originals",

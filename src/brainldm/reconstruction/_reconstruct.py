@@ -56,6 +56,10 @@ INDEX_COLUMNS = ("nsd_id", "condition", "sample", "seed", "path")
 INDEX_FILE = "index.csv"
 #: Folder of the original stimuli inside a reconstruction folder.
 ORIGINALS_DIR = "originals"
+#: Folder of the human ratings of a reconstruction folder (``brainldm rate``), and the
+#: summary file the rating results are written to inside it.
+RATING_DIR = "rating"
+RATING_RESULTS_FILE = "rating_results.json"
 
 
 def png_path(condition: str, nsd_id: int, sample: int) -> str:

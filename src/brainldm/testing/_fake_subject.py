@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from brainldm._utils import atomic_path
-from brainldm.nsd import STREAMS_LABELS, NSDLayout, Trials
-from brainldm.nsd._betas import BETA_SCALE
+from brainldm.nsd import BETA_SCALE, STREAMS_LABELS, NSDLayout, Trials
 from brainldm.testing._fake_design import _write_responses
 
 _VOXEL_MM = 1.8
