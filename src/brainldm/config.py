@@ -58,6 +58,13 @@ def _device(name, value):
 _FRACTION = _number(low=0, high=1, low_open=True)  # in (0, 1]
 
 
+def _voxel_set(name, value):
+    """A voxel set: one name or path, or a list of label names (their union)."""
+    if isinstance(value, str):
+        return check_text(name, value)
+    return check_sequence(name, value, check_text, what="label names", unique=True)
+
+
 def _only_zero(name, value):
     if check_number(name, value) != 0:
         raise ValueError(f"{name}={value!r} is not supported; allowed: 0.0 (deterministic DDIM).")
@@ -165,7 +172,9 @@ class DataConfig(_Section):
         "c_roi": check_text,
         "atlas": check_text,
         "encoding_atlas": check_text,
-        "encoding_roi": check_text,
+        # "brain", "nsdgeneral", a label of encoding_atlas, a list of labels (their
+        # union) or a NIfTI mask file (brainldm.nsd.load_voxel_set).
+        "encoding_roi": _voxel_set,
         "fmt": _option(("hdf5", "nifti")),
         "zscore": check_bool,
         "order": _option(("first_presentation", "sorted")),
@@ -178,8 +187,9 @@ class DataConfig(_Section):
     z_roi: str = "early"  # seed_code.md §2: streams label 1 → z
     c_roi: str = "ventral"  # streams label 5 → c
     atlas: str = "streams"
-    encoding_atlas: str = "nsdgeneral"
-    encoding_roi: str = "nsdgeneral"
+    encoding_atlas: str = "streams"
+    # §3.4 "Whole-brain voxel-wise modeling": NSD's brainmask.nii.gz of the subject.
+    encoding_roi: str | tuple = "brain"
     fmt: str = "hdf5"
     zscore: bool = False
     order: str = "first_presentation"
@@ -197,6 +207,8 @@ class FeaturesConfig(_Section):
         "zc_strengths": _list_of(_FRACTION, "numbers in (0, 1]", unique=True),
         "zc_fractions": _list_of(_FRACTION, "numbers in (0, 1]", unique=True),
         "unet_layers": _list_of(check_text, "U-Net module names", min_len=0, unique=True),
+        "unet_pool": _option(("flatten", "mean")),
+        "unet_dtype": _option(("float16", "float32")),
         "device": _device,
     }
 
@@ -204,9 +216,16 @@ class FeaturesConfig(_Section):
     z_posterior: str = "sample"  # seed_code.md §3: a posterior sample
     batch_size: int = 8
     zc_strengths: tuple = (0.25, 0.5, 0.75)
-    zc_fractions: tuple = (0.25, 0.5, 1.0)
-    # Empty: two down-path layers, the bottleneck and two up-path layers of the model.
+    # Figure 9: "Progress=20%, 66%, 100%" of the denoising steps run (see
+    # brainldm.features.denoising_record_steps for the step of each fraction).
+    zc_fractions: tuple = (0.2, 0.66, 1.0)
+    # Empty: two down-path layers, the bottleneck and two up-path layers of the model
+    # (§3.5 (iv): "two from the first stage, one from the bottleneck, two from the second").
     unet_layers: tuple = ()
+    # §3.5: every feature is reduced to 6,400 by PCA, so the activation maps are kept
+    # whole ("flatten"); "mean" keeps one value per channel.
+    unet_pool: str = "flatten"
+    unet_dtype: str = "float16"  # the stores of U-Net activations (10^5-10^6 values each)
     device: str = "cpu"
 
 

@@ -124,3 +124,32 @@ def test_bad_decoded_files_and_inputs_are_named(tmp_path, split):
                                          "text_embeddings": "ventral"})  # fmt: skip
     with pytest.raises(ValueError, match=r"features\['image_latents'\] has 3 rows"):
         fit_decoders(split, {"image_latents": train["image_latents"][:3]})
+
+
+class _Store:
+    """The ``get`` of a FeatureStore over planted rows, counting the rows it reads."""
+
+    def __init__(self, ids, rows):
+        self.where = {int(i): k for k, i in enumerate(ids)}
+        self.rows, self.n_read = rows, 0
+
+    def get(self, ids):
+        self.n_read += len(ids)
+        return self.rows[[self.where[int(i)] for i in ids]]
+
+
+def test_targets_from_a_store_are_read_once_per_image_and_equal_the_expanded_fit(split):
+    # c of ~25,000 trials is never expanded: each distinct image is read once and the
+    # ridge reads its targets a batch of columns at a time (IndexedRows).
+    _, train, _ = _planted(split)
+    ids, first, inverse = np.unique(split.train_nsd_ids, return_index=True, return_inverse=True)
+    store = _Store(ids, train["text_embeddings"][first])
+    config = DecodingConfig(alphas=(0.1, 10.0, 1e3), grouped_folds=True)
+    from_store = fit_decoders(split, {"text_embeddings": store}, config=config)
+    assert store.n_read == len(ids) < len(split.train_nsd_ids)
+    per_trial = store.rows[inverse]  # one image's features repeat over its trials
+    expanded = fit_decoders(split, {"text_embeddings": per_trial}, config=config)
+    a, b = from_store.models["text_embeddings"], expanded.models["text_embeddings"]
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    np.testing.assert_array_equal(a.best_alphas_, b.best_alphas_)
+    assert from_store.shapes == expanded.shapes == {"text_embeddings": (4, 5)}

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from brainldm.distributed import Execution, MissingOutputsError, Shard, make_shards, map_shards
-from brainldm.features import finalize_features, run_feature_extraction
+from brainldm.features import FeatureStore, finalize_features, run_feature_extraction
 from brainldm.reconstruction import finalize_reconstruction, run_reconstruction
 
 # Small images keep the tiny model fast: z of 4 × 8 × 8 decodes to 64 px.
@@ -126,9 +126,12 @@ def test_features_equal_one_extract_features_call(tiny_model_dir, tmp_path):
         batch_size=2, execution=Execution(shard_size=4),
     )  # fmt: skip
     assert sorted(stores) == ["c", "z"]
+    finalize_features(tmp_path / "ref", IDS)  # consolidated, as run_feature_extraction's
     assert _files(tmp_path / "run") == _files(tmp_path / "ref")
     assert stores["z"].get(IDS).shape == (5, 4, 4, 4) and ref["c"].get(IDS).shape == (5, 77, 32)
-    (tmp_path / "run" / "c" / "000009.npy").unlink()
+    kept = [i for i in IDS if i != 9]  # the c store, less nsd_id 9
+    (tmp_path / "run" / "c" / "data.h5").unlink()
+    FeatureStore(tmp_path / "run", "c").put(kept, ref["c"].get(kept))
     with pytest.raises(MissingOutputsError, match=r"1 of 10 expected feature entries .* c/000009"):
         finalize_features(tmp_path / "run", IDS)
 

@@ -74,7 +74,7 @@ def test_zc_and_unet_hooks(tiny_ldm, images):
     c = encode_text_embeddings(tiny_ldm, [["a cat"], ["a dog"], ["a car"]])
     layers = ["down_blocks.1", "mid_block", "up_blocks.0"]
     feats = encode_zc(
-        tiny_ldm, z, c, strength=0.6, fractions=(0.5, 1.0), unet_layers=layers,
+        tiny_ldm, z, c, strength=0.6, fractions=(0.5, 1.0), unet_layers=layers, pool="mean",
         num_inference_steps=10, batch_size=2,
     )  # fmt: skip
     assert feats.timesteps == [501, 401, 301, 201, 101, 1]
@@ -111,10 +111,11 @@ def test_zc_and_unet_hooks(tiny_ldm, images):
     np.testing.assert_allclose(feats.zc[0.5][2], half[0], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(feats.zc[1.0][2], lat[0].numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(feats.unet[("mid_block", 0.5)][2], seen[2][0], rtol=1e-4, atol=1e-5)
-    # flattened maps
+    # flattened maps: the default (the paper reduces whole maps to 6,400 by PCA)
     flat = encode_zc(tiny_ldm, z[:1], c[:1], strength=0.6, fractions=(1.0,),
-                     unet_layers=["down_blocks.1"], pool="flatten", num_inference_steps=10)  # fmt: skip
+                     unet_layers=["down_blocks.1"], num_inference_steps=10)  # fmt: skip
     assert flat.unet[("down_blocks.1", 1.0)].shape == (1, 64 * 32 * 32)
+    assert flat.record_steps == {1.0: 6}
 
 
 def test_feature_store_resumes(tmp_path):
@@ -133,7 +134,8 @@ def test_feature_store_resumes(tmp_path):
     again = FeatureStore(tmp_path, "z", {"model": "abc", "size": 320})
     assert fill_store(again, [3, 9, 11], compute, batch_size=2) == 1 and calls[-1] == [11]
     assert fill_store(again, [3, 4, 9], compute, batch_size=2) == 2 and calls[-1] == [3, 4]
-    assert not list((tmp_path / "z").glob(".tmp-*"))
+    assert not list((tmp_path / "z").rglob(".tmp-*"))
+    assert len(list((tmp_path / "z" / "parts").glob("*.h5"))) == 4  # one file per batch put
     with pytest.raises(ValueError, match=r"other settings.*'model': \('abc', 'xyz'\)"):
         FeatureStore(tmp_path, "z", {"model": "xyz", "size": 320})
     with pytest.raises(KeyError, match=r"no entry for nsd_id\(s\) \[6\]"):

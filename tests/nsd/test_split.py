@@ -121,7 +121,7 @@ def test_prepare_writes_once_and_reuses(fake_nsd, tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("recomputed instead of re-using")
 
-    monkeypatch.setattr(prepare_module, "split_subject", fail)
+    monkeypatch.setattr(prepare_module, "_split_into", fail)
     again, path2 = prepare_subject(fake_nsd.layout, 1, tmp_path, split="modern")
     assert path2 == path
     for roi in split.rois:

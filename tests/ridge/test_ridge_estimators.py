@@ -278,3 +278,25 @@ def test_progress_bar(capsys):
     assert "RidgeCV" in capsys.readouterr().err
     RidgeCV(ALPHAS, n_targets_batch=2).fit(X, Y)
     assert capsys.readouterr().err == ""
+
+
+def test_indexed_rows_targets_equal_the_expanded_array():
+    from brainldm.ridge import IndexedRows, RidgeCV
+
+    rng = np.random.default_rng(3)
+    distinct = rng.standard_normal((30, 7)).astype(np.float32)
+    index = rng.integers(0, 30, size=80)
+    X = rng.standard_normal((80, 12))
+    Y = IndexedRows(distinct, index)
+    np.testing.assert_array_equal(np.asarray(Y), distinct[index])
+    np.testing.assert_array_equal(Y[5:9, 2:4], distinct[index][5:9, 2:4])
+    a = RidgeCV(alphas=(0.1, 1.0, 10.0), n_targets_batch=3).fit(X, Y)
+    b = RidgeCV(alphas=(0.1, 1.0, 10.0), n_targets_batch=3).fit(X, distinct[index])
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    np.testing.assert_array_equal(a.best_alphas_, b.best_alphas_)
+    bad = distinct.copy()
+    bad[4, 1] = np.nan
+    with pytest.raises(ValueError, match="Y"):
+        RidgeCV(alphas=(1.0,)).fit(X, IndexedRows(bad, index))
+    with pytest.raises(ValueError, match="index must lie"):
+        IndexedRows(distinct, np.array([0, 30]))

@@ -85,6 +85,23 @@ def _features(source, nsd_ids: np.ndarray, what: str) -> np.ndarray:
     return values
 
 
+def _trial_targets(source, nsd_ids: np.ndarray, target: str):
+    """Targets of the training trials, and the shape of one image's features.
+
+    From a store, each distinct image is read once and the trials index it
+    (:class:`~brainldm.ridge.IndexedRows`): c of ~25,000 trials is never
+    expanded (the ridge reads a batch of targets at a time).
+    """
+    from brainldm.ridge import IndexedRows
+
+    if hasattr(source, "get"):  # a FeatureStore
+        unique, inverse = np.unique(nsd_ids, return_inverse=True)
+        values = np.asarray(source.get(unique))
+        return IndexedRows(values.reshape(len(values), -1), inverse), tuple(values.shape[1:])
+    values = _features(source, nsd_ids, f"features[{target!r}]")
+    return values.reshape(len(values), -1), tuple(values.shape[1:])
+
+
 @dataclass
 class LatentDecoders:
     """Fitted decoders of one subject: betas of an ROI → one target each.
@@ -198,10 +215,9 @@ def fit_decoders(
     groups = split.train_nsd_ids if config.grouped_folds else None
     models, shapes, alphas = {}, {}, {}
     for target in (t for t in TARGETS if t in features):
-        Y = _features(features[target], split.train_nsd_ids, f"features[{target!r}]")
-        shapes[target] = tuple(Y.shape[1:])
+        Y, shapes[target] = _trial_targets(features[target], split.train_nsd_ids, target)
         model = make_latent_decoder(config, progress=progress)
-        model.fit(split.train_betas[rois[target]], Y.reshape(len(Y), -1), groups=groups)
+        model.fit(split.train_betas[rois[target]], Y, groups=groups)
         models[target] = model
         alphas[target] = np.unique(np.atleast_1d(model.best_alphas_)).tolist()
     settings = {

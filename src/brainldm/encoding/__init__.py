@@ -19,6 +19,7 @@ from brainldm.encoding._models import (
     reduce_space,
     voxel_batches,
 )
+from brainldm.encoding._pca import StreamedPCA, streamed_pca
 from brainldm.encoding._stats import (
     best_layer,
     correlation_pvalues,
@@ -33,6 +34,8 @@ __all__ = [
     "fit_models",
     "FitOptions",
     "reduce_features",
+    "streamed_pca",
+    "StreamedPCA",
     # the pieces of a fit: reduce once, fit voxel blocks, assemble (p, FDR over all voxels)
     "reduce_space",
     "model_cv_strategy",

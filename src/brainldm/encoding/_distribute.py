@@ -6,8 +6,11 @@ images (:class:`_ReduceTask`), so that a feature set used by several models
 batch): a ridge fit of those voxels (:class:`_BlockTask`). The reduced features
 and the betas are not copied into every block item: they travel once as
 ``map_shards``' ``shared`` value (Ray's object store, read without a copy by the
-workers of a node). The blocks of a model are joined in voxel order, and
-p-values and FDR are computed over all its voxels, in the calling process.
+workers of a node). Betas and features given on disk stay there: a PCA item
+reads its feature set by column blocks, a block item reads its voxels only, so
+neither this process nor a worker ever holds every voxel's betas. The blocks
+of a model are joined in voxel order, and p-values and FDR are computed over
+all its voxels, in the calling process.
 
 Ridge targets are independent, and every block of a model solves its CV folds
 as the whole model would (:func:`model_cv_strategy`, computed once per model),
@@ -32,7 +35,9 @@ from brainldm.encoding._models import (
     FitOptions,
     ReducedSpace,
     _as_2d,
-    _unique_rows,
+    _as_betas,
+    _as_matrix,
+    _distinct_rows,
     assemble_encoding_result,
     fit_voxel_block,
     model_cv_strategy,
@@ -45,30 +50,32 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class _ReduceTask:
-    """PCA of one feature space; calling it gives the :class:`ReducedSpace`."""
+    """PCA of one feature space; calling it gives the :class:`ReducedSpace`.
+
+    The rows may be on-disk views (feature stores): a task then holds their
+    paths and ids only, and the worker reads them in column blocks.
+    """
 
     name: str
-    train_rows: np.ndarray  # (n_rows, n_features): distinct images, or trials
-    test: np.ndarray  # (n_test, ...)
+    train_rows: object  # (n_rows, n_features): distinct images, or trials
+    test: object  # (n_test, n_features)
     train_index: np.ndarray | None  # (n_train,), row of each trial
     n_components: int | None
-    random_state: int | None
+    progress: bool = False
 
     @classmethod
-    def of(cls, name: str, X_train: np.ndarray, X_test: np.ndarray, groups: np.ndarray | None,
+    def of(cls, name: str, X_train, X_test, groups: np.ndarray | None,
            options: FitOptions) -> _ReduceTask:  # fmt: skip
         """Make the item of one space: its distinct training images and its test images."""
-        rows = np.asarray(X_train)
-        rows = rows.reshape(len(rows), -1)
-        index = None
+        rows, index = _as_matrix(X_train), None
         if groups is not None:
-            rows, index = _unique_rows(rows, np.asarray(groups))
-        return cls(name, rows, np.asarray(X_test), index, options.n_components,
-                   options.random_state)  # fmt: skip
+            rows, index = _distinct_rows(rows, np.asarray(groups))
+        return cls(name, rows, _as_matrix(X_test), index, options.n_components,
+                   options.progress)  # fmt: skip
 
     def __call__(self) -> ReducedSpace:
         space = reduce_space(self.name, self.train_rows, self.test, None, self.n_components,
-                             self.random_state)  # fmt: skip
+                             self.progress)  # fmt: skip
         return dataclasses.replace(space, train_index=self.train_index)
 
     def __str__(self) -> str:
@@ -84,8 +91,8 @@ class _Data:
     """What every block item reads: reduced spaces and betas (``map_shards``' shared value)."""
 
     spaces: dict  # str -> ReducedSpace
-    Y_train: np.ndarray  # (n_train, n_voxels), float32
-    Y_test: np.ndarray  # (n_test, n_voxels), float32
+    Y_train: object  # (n_train, n_voxels): float32 array, or on disk (read by block)
+    Y_test: object  # (n_test, n_voxels)
     groups: np.ndarray | None  # (n_train,)
 
 
@@ -106,8 +113,11 @@ class _BlockTask:
 
 def _run_block(task: _BlockTask, data: _Data) -> EncodingBlock:
     o, cols = task.options, slice(task.start, task.stop)
+    # Only this block of voxels is read (on-disk betas stay on disk).
+    Y_train = _as_2d("Y_train", data.Y_train[:, cols])
+    Y_test = _as_2d("Y_test", data.Y_test[:, cols])
     return fit_voxel_block(
-        [data.spaces[s] for s in task.spaces], data.Y_train[:, cols], data.Y_test[:, cols],
+        [data.spaces[s] for s in task.spaces], Y_train, Y_test,
         data.groups, alphas=o.alphas, cv=o.cv, backend=o.backend, device=o.device,
         random_state=o.random_state, progress=o.progress, cv_strategy=task.cv_strategy,
     )  # fmt: skip
@@ -119,9 +129,10 @@ def _check_features(
     """Return the distinct feature sets of ``models`` in order of first use; check their rows."""
     names = list(dict.fromkeys(s for spaces in models.values() for s in spaces))
     for s in names:
-        if len(train[s]) != n_train or len(test[s]) != n_test:
+        n_tr, n_te = np.shape(train[s])[0], np.shape(test[s])[0]
+        if n_tr != n_train or n_te != n_test:
             raise ValueError(
-                f"feature space {s!r}: {len(train[s])} train / {len(test[s])} test rows, "
+                f"feature space {s!r}: {n_tr} train / {n_te} test rows, "
                 f"but Y has {n_train} / {n_test}."
             )
     return names
@@ -144,13 +155,16 @@ def fit_models(
     ----------
     models : mapping of str to tuple of str
         Model name -> its feature spaces (keys of ``train``/``test``), in order.
-    train : mapping of str to ndarray of shape (n_train, ...)
-        Feature sets, one row per training trial.
-    Y_train : ndarray of shape (n_train, n_voxels)
-        Training betas.
-    test : mapping of str to ndarray of shape (n_test, ...)
+    train : mapping of str to array-like of shape (n_train, ...)
+        Feature sets, one row per training trial: arrays, or 2-D on-disk views
+        (:meth:`brainldm.features.FeatureStore.matrix`) read by column blocks
+        for PCA.
+    Y_train : array-like of shape (n_train, n_voxels)
+        Training betas: an array, or on-disk betas (``SubjectSplit.load(...,
+        lazy=True)``) of which each work item reads its block of voxels only.
+    test : mapping of str to array-like of shape (n_test, ...)
         The same feature sets for the test images.
-    Y_test : ndarray of shape (n_test, n_voxels)
+    Y_test : array-like of shape (n_test, n_voxels)
         Test betas.
     groups : ndarray of int, shape (n_train,), optional
         ``nsd_id`` of each training trial.
@@ -168,7 +182,7 @@ def fit_models(
     """
     options = FitOptions() if options is None else options
     execution = as_execution(execution)
-    Y_train, Y_test = _as_2d("Y_train", Y_train), _as_2d("Y_test", Y_test)
+    Y_train, Y_test = _as_betas("Y_train", Y_train), _as_betas("Y_test", Y_test)
     n_voxels = Y_train.shape[1]
     if Y_test.shape[1] != n_voxels or n_voxels == 0:
         raise ValueError(
@@ -176,9 +190,10 @@ def fit_models(
             f"{n_voxels} and {Y_test.shape[1]}."
         )
     groups = None if groups is None else np.asarray(groups)
-    if groups is not None and len(groups) != len(Y_train):
-        raise ValueError(f"groups has {len(groups)} entries but Y_train has {len(Y_train)} rows.")
-    names = _check_features(models, train, test, len(Y_train), len(Y_test))
+    n_train, n_test = Y_train.shape[0], Y_test.shape[0]
+    if groups is not None and len(groups) != n_train:
+        raise ValueError(f"groups has {len(groups)} entries but Y_train has {n_train} rows.")
+    names = _check_features(models, train, test, n_train, n_test)
     run = _Run(models, train, test, _Data({}, Y_train, Y_test, groups), options,
                voxel_batches(n_voxels, execution.voxel_batch_size), names)  # fmt: skip
     if execution.executor == "local":
@@ -214,7 +229,7 @@ class _Run:
     def assemble(self, name: str, blocks: list, reduced: Mapping) -> EncodingResult:
         spaces = self.models[name]
         dims = {s: reduced[s].n_components for s in spaces}
-        return assemble_encoding_result(blocks, spaces, dims, len(self.data.Y_test),
+        return assemble_encoding_result(blocks, spaces, dims, self.data.Y_test.shape[0],
                                         self.options.q, name=name)  # fmt: skip
 
 

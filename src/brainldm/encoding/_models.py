@@ -111,51 +111,64 @@ class EncodingResult:
 
 
 def reduce_features(
-    X_train: np.ndarray,
-    X_test: np.ndarray,
+    X_train,
+    X_test,
     n_components: int | None = PAPER_N_COMPONENTS,
-    random_state: int | None = 0,
+    progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Standardise each feature on the training rows, then PCA fitted on them; apply to both.
+    """Standardise each feature on the training rows, then exact PCA fitted on them; apply to both.
 
-    The component scores keep their variances: the ridge that follows must not
-    rescale them, or it would give the weakest components as much weight as the
-    strongest (with k near the number of images, an uninformative whitened space).
+    The PCA is :func:`~brainldm.encoding.streamed_pca`: exact (equal to
+    scikit-learn's full-SVD PCA up to sign), read in blocks of feature columns,
+    so an on-disk feature set of 10^6 values per image never has to fit in
+    memory. The component scores keep their variances: the ridge that follows
+    must not rescale them, or it would give the weakest components as much
+    weight as the strongest (with k near the number of images, an
+    uninformative whitened space).
 
     Parameters
     ----------
-    X_train : ndarray of shape (n_train, ...)
-    X_test : ndarray of shape (n_test, ...)
-        Flattened to 2-D.
+    X_train : array-like of shape (n_train, ...)
+        An ndarray (flattened to 2-D), or a 2-D on-disk view whose ``X[:, a:b]``
+        reads a block of columns (e.g. :meth:`brainldm.features.FeatureStore.matrix`).
+    X_test : array-like of shape (n_test, ...)
     n_components : int or None
         Dimensions kept (6,400 in the paper); None, or at least the number of
         features, keeps the standardised features.
-    random_state : int or None
-        Seed of the randomised SVD.
+    progress : bool
+        A progress bar over column blocks.
 
     Returns
     -------
-    Z_train : ndarray of shape (n_train, k)
-    Z_test : ndarray of shape (n_test, k)
+    Z_train : ndarray of float32, shape (n_train, k)
+    Z_test : ndarray of float32, shape (n_test, k)
     """
-    X_train = np.asarray(X_train, dtype=np.float32).reshape(len(X_train), -1)
-    X_test = np.asarray(X_test, dtype=np.float32).reshape(len(X_test), -1)
-    mean, std = X_train.mean(axis=0), X_train.std(axis=0)
-    std[std == 0] = 1.0  # constant features stay 0
-    X_train, X_test = (X_train - mean) / std, (X_test - mean) / std
-    if n_components is None or n_components >= X_train.shape[1]:
-        return X_train, X_test
-    from sklearn.decomposition import PCA
+    from brainldm.encoding._pca import streamed_pca
 
-    k = min(n_components, X_train.shape[0])
-    pca = PCA(n_components=k, svd_solver="auto", random_state=random_state).fit(X_train)
-    return pca.transform(X_train).astype(np.float32), pca.transform(X_test).astype(np.float32)
+    pca = streamed_pca(_as_matrix(X_train), _as_matrix(X_test), n_components, progress=progress)
+    return pca.train, pca.test
 
 
-def _unique_rows(X: np.ndarray, nsd_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of X for each distinct nsd_id (features repeat with image repeats)."""
-    unique, first, inverse = np.unique(nsd_ids, return_index=True, return_inverse=True)
-    return X[first], inverse
+def _as_matrix(X):
+    """Arrays flattened to 2-D; 2-D on-disk views (anything with ``shape``) as they are."""
+    if isinstance(X, np.ndarray) or not hasattr(X, "shape"):
+        X = np.asarray(X)
+        return X.reshape(len(X), -1)
+    if len(X.shape) != 2:
+        raise ValueError(f"an on-disk feature matrix must be 2-D, got shape {X.shape}.")
+    return X
+
+
+def _distinct_rows(X, nsd_ids: np.ndarray) -> tuple[object, np.ndarray]:
+    """Rows of X for each distinct nsd_id (features repeat with image repeats).
+
+    Returns the rows (an on-disk view stays on disk: ``X.select_rows``) and,
+    for each row of X, the index of its distinct row.
+    """
+    _, first, inverse = np.unique(nsd_ids, return_index=True, return_inverse=True)
+    X = _as_matrix(X)
+    rows = X[first] if isinstance(X, np.ndarray) else X.select_rows(first)
+    return rows, inverse
 
 
 @dataclass(frozen=True)
@@ -192,36 +205,35 @@ class ReducedSpace:
 
 def reduce_space(
     name: str,
-    X_train: np.ndarray,
-    X_test: np.ndarray,
+    X_train,
+    X_test,
     groups: np.ndarray | None = None,
     n_components: int | None = PAPER_N_COMPONENTS,
-    random_state: int | None = 0,
+    progress: bool = False,
 ) -> ReducedSpace:
     """Reduce one feature space for the encoding models (PCA on the training images).
 
     Parameters
     ----------
     name : str
-    X_train : ndarray of shape (n_train, ...)
-        One row per training trial; flattened to 2-D.
-    X_test : ndarray of shape (n_test, ...)
+    X_train : array-like of shape (n_train, ...)
+        One row per training trial: an ndarray (flattened to 2-D) or a 2-D
+        on-disk view (see :func:`reduce_features`).
+    X_test : array-like of shape (n_test, ...)
     groups : ndarray of int, shape (n_train,), optional
         ``nsd_id`` of each training trial: PCA is fitted once per distinct image.
     n_components : int or None
         See :func:`reduce_features`.
-    random_state : int or None
+    progress : bool
 
     Returns
     -------
     space : ReducedSpace
     """
-    X_train = np.asarray(X_train)
-    rows = X_train.reshape(len(X_train), -1)
-    index = None
+    rows, index = _as_matrix(X_train), None
     if groups is not None:  # PCA on each distinct training image once
-        rows, index = _unique_rows(rows, np.asarray(groups))
-    Z_train, Z_test = reduce_features(rows, X_test, n_components, random_state)
+        rows, index = _distinct_rows(rows, np.asarray(groups))
+    Z_train, Z_test = reduce_features(rows, X_test, n_components, progress)
     return ReducedSpace(name, Z_train, Z_test, index)
 
 
@@ -276,7 +288,7 @@ class FitOptions:
         Ray, a CUDA device gives each worker a GPU unless the execution says
         otherwise.
     random_state : int or None
-        Seed of the grouped folds and of the randomised PCA.
+        Seed of the grouped folds.
     progress : bool
         Progress bars.
 
@@ -509,6 +521,15 @@ def voxel_batches(n_voxels: int, voxel_batch_size: int | None = None) -> list[tu
         "voxel_batch_size", voxel_batch_size
     )
     return [(a, min(a + size, n_voxels)) for a in range(0, n_voxels, max(size, 1))]
+
+
+def _as_betas(name: str, Y):
+    """Betas as float32 2-D arrays; 2-D on-disk betas (``Y[:, a:b]`` reads) stay on disk."""
+    if isinstance(Y, np.ndarray) or not hasattr(Y, "shape"):
+        return _as_2d(name, Y)
+    if len(Y.shape) != 2:
+        raise ValueError(f"{name} must be 2-D (n_images, n_voxels), got shape {Y.shape}.")
+    return Y
 
 
 def _as_2d(name: str, Y) -> np.ndarray:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -173,12 +173,55 @@ class ZCFeatures:
     strength : float
     timesteps : list of int
         The denoising timesteps that were run.
+    record_steps : dict of float to int
+        Steps run (of ``len(timesteps)``) when each fraction was recorded
+        (:func:`denoising_record_steps`).
     """
 
     zc: dict
     unet: dict
     strength: float
     timesteps: list
+    record_steps: dict = field(default_factory=dict)
+
+
+def denoising_record_steps(fractions: Sequence[float], n_steps: int) -> list[int]:
+    """How many denoising steps have run when each stage (a fraction of the steps) is recorded.
+
+    A stage ``f`` is recorded after step ``⌈f · n_steps⌉`` (counting from 1): the
+    first step by which at least the fraction ``f`` of the steps has run. The
+    product is computed exactly on the decimal value of ``f`` (``0.2 · 25`` is 5,
+    not 5.000000000000001 → 6), never rounded half to even (which turned the
+    old 25 % / 50 % of 25 steps into 24 % / 48 %).
+
+    Parameters
+    ----------
+    fractions : sequence of float in (0, 1]
+        Denoising stages (Figure 9: 0.2, 0.66, 1.0).
+    n_steps : int
+        Denoising steps run from the noised latent (``int(strength · 50)``).
+
+    Returns
+    -------
+    steps : list of int
+        One per fraction, in 1 ... ``n_steps``.
+
+    Examples
+    --------
+    >>> denoising_record_steps((0.2, 0.66, 1.0), 25)
+    [5, 17, 25]
+    >>> denoising_record_steps((0.2, 0.66, 1.0), 50)
+    [10, 33, 50]
+    """
+    import math
+    from fractions import Fraction
+
+    bad = [f for f in fractions if not 0 < f <= 1]
+    if bad:
+        raise ValueError(f"fractions must lie in (0, 1], got {bad}.")
+    if n_steps < 1:
+        raise ValueError(f"n_steps must be at least 1, got {n_steps!r}.")
+    return [max(1, math.ceil(Fraction(repr(float(f))) * n_steps)) for f in fractions]
 
 
 def encode_zc(
@@ -186,9 +229,9 @@ def encode_zc(
     image_latents: np.ndarray,
     text_embeddings: np.ndarray,
     strength: float = 0.5,
-    fractions: Sequence[float] = (0.25, 0.5, 1.0),
+    fractions: Sequence[float] = (0.2, 0.66, 1.0),
     unet_layers: Sequence[str] = (),
-    pool: str = "mean",
+    pool: str = "flatten",
     num_inference_steps: int = 50,
     guidance_scale: float = 5.0,
     timesteps: str = "compvis",
@@ -210,7 +253,7 @@ def encode_zc(
         Noise level: the fraction of the DDIM trajectory that is re-run.
     fractions : sequence of float in (0, 1]
         Where to record, as a fraction of the denoising steps run (early, middle,
-        late stages of the denoising process).
+        late stages of the denoising process); see :func:`denoising_record_steps`.
     unet_layers : sequence of str
         U-Net modules to record with forward hooks (e.g. :data:`DEFAULT_UNET_LAYERS`);
         the conditional branch's output is kept.
@@ -240,14 +283,13 @@ def encode_zc(
     c = np.asarray(text_embeddings, dtype=np.float32)
     if len(z) != len(c):
         raise ValueError(f"image_latents has {len(z)} rows but text_embeddings has {len(c)}.")
-    bad = [f for f in fractions if not 0 < f <= 1]
-    if bad:
-        raise ValueError(f"fractions must lie in (0, 1], got {bad}.")
+    denoising_record_steps(fractions, 1)  # checks the fractions before any work
     seeds = list(range(len(z))) if seeds is None else list(seeds)
     scheduler = ldm.make_scheduler()
     noise_t, steps = img2img_timesteps(scheduler, num_inference_steps, strength, timesteps)
-    # step index after which each fraction is recorded
-    record_at = {f: max(0, int(round(f * len(steps))) - 1) for f in fractions}
+    # step index (from 0) after which each fraction is recorded
+    recorded = denoising_record_steps(fractions, len(steps))
+    record_at = {f: n - 1 for f, n in zip(fractions, recorded, strict=True)}
     modules = {name: ldm.unet.get_submodule(name) for name in unet_layers}
     uncond = encode_prompt_embeddings(ldm, [""])
     zc_out: dict = {f: [] for f in fractions}
@@ -303,4 +345,5 @@ def encode_zc(
         unet={k: np.concatenate(v) for k, v in unet_out.items()},
         strength=float(strength),
         timesteps=list(steps),
+        record_steps=dict(zip(fractions, recorded, strict=True)),
     )

@@ -1,9 +1,10 @@
 """Feature extraction in shards of images, in this process or on Ray workers.
 
 Each shard calls :func:`extract_features` on its images; the stores skip what
-is on disk and write each entry atomically, so a retried shard finishes the
-work. :func:`finalize_features`, in the calling process, checks that every
-entry exists and removes temporaries left by killed workers.
+is on disk and write each batch as one part file, atomically, so a retried
+shard finishes the work. :func:`finalize_features`, in the calling process,
+removes temporaries left by killed workers, checks that every entry exists and
+consolidates each store's parts into one file.
 """
 
 from __future__ import annotations
@@ -77,7 +78,11 @@ def _extract_shard(task: _FeatureShard, ldm) -> None:
 def finalize_features(
     folder: str | os.PathLike, nsd_ids: Sequence[int], features: Sequence[str] = ("z", "c")
 ) -> dict:
-    """Check that the feature stores hold every ``nsd_id``; remove workers' temporaries.
+    """Check that the feature stores hold every ``nsd_id``, then consolidate them.
+
+    Call it once every worker has finished: it removes the temporaries of
+    killed workers, and :meth:`FeatureStore.consolidate` merges each store's
+    part files into its ``data.h5``.
 
     Parameters
     ----------
@@ -94,24 +99,27 @@ def finalize_features(
     Raises
     ------
     MissingOutputsError
-        Listing the missing entries as ``"{feature}/{nsd_id:06d}.npy"``.
+        Listing the missing entries as ``"{feature}/{nsd_id:06d}"`` (nothing is
+        consolidated then).
     """
     from brainldm._utils import remove_temporaries
 
     folder = Path(folder)
     stores, missing = {}, []
     for name in features:
-        if remove_temporaries([folder / name]):
+        if remove_temporaries([folder / name, folder / name / "parts"]):
             logger.info("removed temporary files left by interrupted workers in %s", name)
         if not (folder / name / "meta.json").exists():
-            missing += [f"{name}/{int(i):06d}.npy" for i in nsd_ids]
+            missing += [f"{name}/{int(i):06d}" for i in nsd_ids]
             continue
         stores[name] = FeatureStore(folder, name)
-        missing += [f"{name}/{i:06d}.npy" for i in stores[name].missing(nsd_ids)]
+        missing += [f"{name}/{i:06d}" for i in stores[name].missing(nsd_ids)]
     if missing:
         raise missing_outputs_error(
             "feature entries", missing, len(features) * len(nsd_ids), folder
         )
+    for store in stores.values():
+        store.consolidate()
     return stores
 
 

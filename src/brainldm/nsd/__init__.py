@@ -24,6 +24,7 @@ from brainldm.nsd._layout import (
     resolve_nsd_root,
 )
 from brainldm.nsd._prepare import (
+    StoredBetas,
     SubjectSplit,
     check_split_inputs,
     prepare_subject,
@@ -36,7 +37,9 @@ from brainldm.nsd._rois import (
     atlas_labels,
     load_fsaverage_roi_mask,
     load_roi_mask,
+    load_voxel_set,
     read_ctab,
+    voxel_set_name,
 )
 from brainldm.nsd._stimuli import check_stimulus_inputs, load_captions, load_stimulus_images
 from brainldm.nsd._trials import (
@@ -78,6 +81,8 @@ __all__ = [
     "atlas_labels",
     "load_roi_mask",
     "load_fsaverage_roi_mask",
+    "load_voxel_set",
+    "voxel_set_name",
     # betas
     "BETA_SCALE",
     "betas_file_shape",
@@ -87,6 +92,7 @@ __all__ = [
     "split_shared",
     "average_repeats",
     "SubjectSplit",
+    "StoredBetas",
     "split_subject",
     "prepare_subject",
     "check_split_inputs",

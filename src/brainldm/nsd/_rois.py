@@ -8,7 +8,9 @@ positive values are labels.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import os
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +46,8 @@ class VolumeMask:
     Attributes
     ----------
     mask : ndarray of bool, shape (X, Y, Z)
-        True for selected voxels, in NIfTI axis order.
+        True for selected voxels, in NIfTI axis order. Shape
+        (n_vertices_lh + n_vertices_rh,) for an fsaverage vertex mask.
     affine : ndarray of shape (4, 4)
         Voxel-to-world affine of the ROI file.
     subject : int
@@ -156,3 +159,242 @@ def load_fsaverage_roi_mask(
         for hemi in ("lh", "rh")
     ]
     return np.isin(np.rint(np.concatenate(values)).astype(np.int64), [labels[n] for n in names])
+
+
+# -- voxel sets: the columns of a split ------------------------------------------
+
+_MASK_SUFFIXES = (".nii.gz", ".nii")
+
+VoxelSet = str | os.PathLike | Sequence[str]
+
+
+def _is_mask_file(voxel_set: object) -> bool:
+    return isinstance(voxel_set, str | os.PathLike) and str(voxel_set).endswith(_MASK_SUFFIXES)
+
+
+def normalise_voxel_set(voxel_set: VoxelSet) -> str | tuple[str, ...]:
+    """Return a voxel set as a split records it: a str, or a tuple of label names.
+
+    Paths become str; lists become tuples. Raises naming what was given.
+    """
+    if isinstance(voxel_set, os.PathLike):
+        if not _is_mask_file(voxel_set):
+            raise ValueError(
+                f"voxel_set={str(voxel_set)!r} is a path but not a NIfTI mask; "
+                f"a mask file must end with {' or '.join(_MASK_SUFFIXES)}."
+            )
+        return str(voxel_set)
+    if isinstance(voxel_set, str):
+        if not voxel_set:
+            raise ValueError(
+                "voxel_set='' is empty; give 'brain', 'nsdgeneral', a label or a file."
+            )
+        return voxel_set
+    if isinstance(voxel_set, Sequence):
+        names = tuple(voxel_set)
+        if not names:
+            raise ValueError(
+                "voxel_set=[] is an empty union; give at least one label name, "
+                "e.g. ['early', 'ventral']."
+            )
+        bad = [n for n in names if not isinstance(n, str) or not n or _is_mask_file(n)]
+        if bad:
+            raise ValueError(
+                f"voxel_set={list(names)!r}: a union lists label names of the atlas only; "
+                f"invalid entries: {bad!r}."
+            )
+        return names
+    raise TypeError(
+        f"voxel_set={voxel_set!r} is not valid; give 'brain', 'nsdgeneral', a label name, "
+        "a list of label names, or a path to a .nii/.nii.gz mask."
+    )
+
+
+def voxel_set_name(voxel_set: VoxelSet) -> str:
+    """Name of a voxel set: the key of its betas in a split and its HDF5 group name.
+
+    Parameters
+    ----------
+    voxel_set : str, path-like, or sequence of str
+        ``"brain"``, ``"nsdgeneral"``, a label name (``"early"``), a list of label
+        names (their union) or a ``.nii``/``.nii.gz`` mask file.
+
+    Returns
+    -------
+    name : str
+        ``"brain"``, ``"nsdgeneral"``, ``"early"``, ``"early+ventral"`` (given
+        order), or ``"mask-{stem}"`` for a file (characters outside
+        ``[A-Za-z0-9_.-]`` of the stem become ``_``). Never contains ``/``.
+
+    Examples
+    --------
+    >>> voxel_set_name(["early", "ventral"])
+    'early+ventral'
+    >>> voxel_set_name("/data/my masks/V1 left.nii.gz")
+    'mask-V1_left'
+    """
+    spec = normalise_voxel_set(voxel_set)
+    if isinstance(spec, str) and _is_mask_file(spec):
+        stem = Path(spec).name
+        stem = stem[: -len(".nii.gz")] if stem.endswith(".nii.gz") else stem[: -len(".nii")]
+        return "mask-" + (re.sub(r"[^A-Za-z0-9_.-]", "_", stem) or "_")
+    name = spec if isinstance(spec, str) else "+".join(spec)
+    if "/" in name or name in (".", ".."):
+        raise ValueError(
+            f"voxel_set={voxel_set!r}: a label name cannot contain '/' or be '.' or '..' "
+            "(it names an HDF5 group); a mask file must end with .nii or .nii.gz."
+        )
+    return name
+
+
+def _nonzero(img) -> np.ndarray:
+    """Boolean volume: True where a mask image is nonzero (NaN counts as out)."""
+    return np.nan_to_num(np.asarray(img.dataobj), nan=0.0) != 0
+
+
+def load_voxel_set(
+    layout: NSDLayout,
+    subject: int,
+    voxel_set: VoxelSet,
+    atlas: str = "streams",
+    *,
+    space: str = "func1pt8mm",
+) -> VolumeMask:
+    """Voxel mask of one voxel set on a subject's func1pt8mm grid.
+
+    Parameters
+    ----------
+    layout : NSDLayout
+    subject : int
+        NSD subject (1 for ``subj01``).
+    voxel_set : str, path-like, or sequence of str
+        - ``"brain"``: the nonzero voxels of the subject's ``brainmask.nii.gz``;
+        - ``"nsdgeneral"``: label 1 of the ``nsdgeneral`` atlas, whatever ``atlas`` is;
+        - a label name of ``atlas``, e.g. ``"early"``;
+        - a list or tuple of label names of ``atlas``: their union;
+        - a path ending in ``.nii`` or ``.nii.gz``: your own mask on the subject's
+          func1pt8mm grid (nonzero voxels are in).
+    atlas : str
+        Atlas of label names (``roi/{atlas}.nii.gz``), default ``"streams"``.
+    space : {"func1pt8mm", "fsaverage"}
+        ``"fsaverage"``: a vertex mask instead, lh then rh vertices, from the
+        fsaverage label files (``"brain"`` = every vertex; no mask files).
+
+    Returns
+    -------
+    mask : VolumeMask
+        For ``"brain"``: atlas ``"brainmask"``, rois ``("brain",)``; for a file:
+        atlas the file's path, rois ``(voxel_set_name(voxel_set),)``. On
+        fsaverage, ``mask`` has shape (n_vertices_lh + n_vertices_rh,), so
+        ``voxel_indices`` (n, 1) holds vertex numbers, and ``affine`` is eye(4).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the mask, ROI or brain mask file is missing (named).
+    ValueError
+        For an unknown label (the valid ones are listed), an empty list, or a mask
+        file whose grid differs from the subject's brain mask.
+    """
+    import nibabel as nib
+
+    from brainldm._utils import check_option
+
+    check_option("space", space, ("func1pt8mm", "fsaverage"))
+    spec = normalise_voxel_set(voxel_set)
+    name = voxel_set_name(spec)
+    if space == "fsaverage":
+        return fsaverage_voxel_set(layout, subject, spec, atlas)
+    if isinstance(spec, tuple):
+        return load_roi_mask(layout, subject, spec, atlas)
+    if spec == "nsdgeneral":
+        return load_roi_mask(layout, subject, "nsdgeneral", "nsdgeneral")
+    if spec == "brain":
+        img = nib.load(layout.require(layout.brainmask(subject)))
+        mask = _nonzero(img)
+        logger.info("subject %d, brain mask: %d voxels", subject, mask.sum())
+        return VolumeMask(
+            mask=mask, affine=img.affine, subject=subject, atlas="brainmask", rois=("brain",)
+        )
+    if not _is_mask_file(spec):
+        return load_roi_mask(layout, subject, spec, atlas)
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"voxel_set mask file not found: {str(path)!r}.")
+    brainmask = layout.require(layout.brainmask(subject))
+    expected = tuple(int(n) for n in nib.load(brainmask).shape)
+    try:
+        img = nib.load(path)
+        shape = tuple(int(n) for n in img.shape)
+    except Exception as err:  # nibabel raises several types for unreadable files
+        raise ValueError(f"cannot read the voxel_set mask file {str(path)!r}: {err}") from None
+    if shape != expected:
+        raise ValueError(
+            f"the voxel_set mask file {str(path)!r} has shape {shape}, but subject {subject}'s "
+            f"func1pt8mm grid (brainmask.nii.gz) is {expected}; the mask must be on that grid."
+        )
+    ref_affine = nib.load(brainmask).affine
+    if not np.allclose(img.affine, ref_affine, atol=1e-3):
+        logger.warning("%s: affine differs from %s; using it as is", path, brainmask)
+    mask = _nonzero(img)
+    logger.info("subject %d, mask %s: %d voxels", subject, path, mask.sum())
+    return VolumeMask(mask=mask, affine=img.affine, subject=subject, atlas=str(path), rois=(name,))
+
+
+def fsaverage_voxel_set(
+    layout: NSDLayout,
+    subject: int,
+    voxel_set: VoxelSet,
+    atlas: str = "streams",
+    n_vertices: tuple[int, int] | None = None,
+) -> VolumeMask:
+    """Vertex mask of one voxel set on fsaverage, lh then rh, as a 1-D :class:`VolumeMask`.
+
+    Parameters
+    ----------
+    layout : NSDLayout
+    subject : int
+        Recorded in the result (fsaverage labels are the same for every subject).
+    voxel_set : str or sequence of str
+        ``"brain"`` (every vertex), ``"nsdgeneral"``, a label name of ``atlas`` or
+        a list of them. Mask files are volumes and are refused.
+    atlas : str
+    n_vertices : (int, int), optional
+        Vertices of the lh and rh betas; the label files must match. Default: read
+        from the ``atlas`` label files.
+
+    Returns
+    -------
+    mask : VolumeMask
+        ``mask`` of shape (n_vertices_lh + n_vertices_rh,), ``affine`` eye(4).
+    """
+    import nibabel as nib
+
+    spec = normalise_voxel_set(voxel_set)
+    name = voxel_set_name(spec)
+    if isinstance(spec, str) and _is_mask_file(spec):
+        raise ValueError(
+            f"voxel_set={spec!r} is a func1pt8mm mask file, which fsaverage betas cannot use; "
+            "with fmt='fsaverage' give 'brain', 'nsdgeneral' or label names."
+        )
+    used = "nsdgeneral" if spec == "nsdgeneral" else atlas
+    files = [layout.fsaverage_roi(used, hemi) for hemi in ("lh", "rh")]
+    if spec == "brain":
+        if n_vertices is None:
+            n_vertices = tuple(  # type: ignore[assignment]
+                int(np.prod(nib.load(layout.require(p)).shape)) for p in files
+            )
+        mask = np.ones(sum(n_vertices), dtype=bool)
+        used, rois = "fsaverage", ("brain",)
+    else:
+        labels = spec if isinstance(spec, tuple) else (spec,)
+        mask = load_fsaverage_roi_mask(layout, labels, used)
+        rois = labels
+        if n_vertices is not None and mask.size != sum(n_vertices):
+            raise ValueError(
+                f"the fsaverage label files {[str(p) for p in files]} hold {mask.size} vertices, "
+                f"but the fsaverage betas hold {n_vertices[0]} + {n_vertices[1]} = "
+                f"{sum(n_vertices)}; they must be on the same surface."
+            )
+    logger.info("fsaverage %s: %d vertices", name, mask.sum())
+    return VolumeMask(mask=mask, affine=np.eye(4), subject=subject, atlas=used, rois=rois)

@@ -60,19 +60,30 @@ class RunContext:
             )
         return self.config.features.model
 
-    def split(self, subject: int, name: str):
-        """The prepared split ``name`` (``"decoding"`` or ``"encoding"``) of a subject."""
+    def split(self, subject: int, name: str, lazy: bool = False):
+        """The prepared split ``name`` (``"decoding"`` or ``"encoding"``) of a subject.
+
+        ``lazy``: betas stay on disk and are read by blocks of voxels
+        (:meth:`brainldm.nsd.SubjectSplit.load`).
+        """
         from brainldm.nsd import SubjectSplit
 
         done = json.loads(self.run.marker("prepare").read_text())
-        return SubjectSplit.load(self.run.prepared_dir() / done["outputs"][f"{subject}/{name}"])
+        path = self.run.prepared_dir() / done["outputs"][f"{subject}/{name}"]
+        return SubjectSplit.load(path, lazy=lazy)
 
-    def store(self, name: str, meta: dict | None = None):
+    def store(self, name: str, meta: dict | None = None, dtype: str | None = None):
         """The feature store ``name``: ``"z"``, ``"c"`` or a :func:`zc_store_name`."""
         from brainldm.features import FeatureStore
 
         folder = self.run.features_dir() if name in ("z", "c") else self.run.zc_features_dir()
-        return FeatureStore(folder, name, meta)
+        return FeatureStore(folder, name, meta, dtype=dtype)
+
+    def voxel_set(self) -> str:
+        """Name of the encoding voxel set (``data.encoding_roi``) in the prepared split."""
+        from brainldm.nsd import voxel_set_name
+
+        return voxel_set_name(self.config.data.encoding_roi)
 
     def image_ids(self) -> np.ndarray:
         """Every image a subject of the run saw (train and test), increasing."""

@@ -239,12 +239,20 @@ def _human(report: Report, inputs: ReportInputs) -> None:
 def _encoding(report: Report, inputs: ReportInputs) -> None:
     report.add_section("Encoding models")
     for subject, info in inputs.summary.get("encode", {}).items():
-        report.add_section(f"{RunLayout.subject_name(subject)} ({info['n_voxels']} voxels)",
+        where = f"{info['voxel_set']}, " if "voxel_set" in info else ""
+        report.add_section(f"{RunLayout.subject_name(subject)} ({where}{info['n_voxels']} voxels)",
                            level=3)  # fmt: skip
         q = info.get("q", 0.05)
-        report.add_table(["model", f"significant voxels (FDR q={q:g})", "median r"],
-                         [[name, m["n_significant"], f"{m['median_r']:.3f}"]
+        report.add_table(["model", "dimensions (after PCA)", f"significant voxels (FDR q={q:g})",
+                          "median r"],
+                         [[name, " + ".join(str(k) for k in m.get("n_components", {}).values()),
+                           m["n_significant"], f"{m['median_r']:.3f}"]
                           for name, m in info["models"].items()])  # fmt: skip
+        if info.get("record_steps"):
+            report.add_text("Denoising stages recorded after these DDIM steps (noise level: "
+                            "stage → steps run): " + "; ".join(
+                                f"{s}: " + ", ".join(f"{fr} → {n}" for fr, n in st.items())
+                                for s, st in info["record_steps"].items()) + ".")  # fmt: skip
         for png in sorted(inputs.run.maps(int(subject)).glob("*.png")):
             report.add_figure(png, png.stem.replace("_", " "))
 

@@ -190,15 +190,26 @@ def _test_ids(ctx: RunContext, subject: int) -> np.ndarray:
     return pd.read_csv(ctx.run.reconstructions(subject) / "index.csv")["nsd_id"].unique()
 
 
+def _mid_strength(f) -> float:
+    """The noise level of the stage and layer analyses (iii)-(iv): the middle one."""
+    return f.zc_strengths[len(f.zc_strengths) // 2]
+
+
 def _zc_names(ctx: RunContext) -> dict:
-    """Store names of zc and U-Net activations by (strength, fraction[, layer])."""
+    """Store names: zc by (strength, fraction), U-Net activations by (strength, fraction, layer).
+
+    U-Net activations are recorded at the middle noise level only, the one the
+    layer analysis (iv) reads (flattened, they are the bulk of the disk).
+    """
     from brainldm.features import zc_store_name
 
     f, names = ctx.config.features, {}
     for s in f.zc_strengths:
         for fr in f.zc_fractions:
             names[(s, fr)] = zc_store_name(s, fr)
-            names |= {(s, fr, layer): zc_store_name(s, fr, layer) for layer in ctx.unet_layers()}
+            if s == _mid_strength(f):
+                names |= {(s, fr, layer): zc_store_name(s, fr, layer)
+                          for layer in ctx.unet_layers()}  # fmt: skip
     return names
 
 
@@ -210,10 +221,13 @@ def _fill_zc(ctx: RunContext, ids: np.ndarray) -> None:
     f, r = ctx.config.features, ctx.config.reconstruction
     names = _zc_names(ctx)
     meta = {"model": ctx.get_ldm().fingerprint, "steps": r.num_inference_steps}
+    unet = {**meta, "pool": f.unet_pool}  # U-Net maps are stored compactly (features.unet_dtype)
     z_store, c_store = ctx.store("z"), ctx.store("c")
     for s in f.zc_strengths:
-        stores = {k: ctx.store(v, meta) for k, v in names.items() if k[0] == s}
-        remove_temporaries([store.path for store in stores.values()])  # of a killed run
+        stores = {k: ctx.store(v, meta) if len(k) == 2 else ctx.store(v, unet, f.unet_dtype)
+                  for k, v in names.items() if k[0] == s}  # fmt: skip
+        # temporaries of a killed run
+        remove_temporaries([store.path for store in stores.values()], recursive=True)
         for batch in fixed_batches(ids, f.batch_size):
             # A batch is (re)computed whole while any of its stores misses an entry, so
             # a run killed between two stores' writes resumes to identical values.
@@ -221,25 +235,31 @@ def _fill_zc(ctx: RunContext, ids: np.ndarray) -> None:
                 continue
             out = encode_zc(
                 ctx.get_ldm(), z_store.get(batch), c_store.get(batch), strength=s,
-                fractions=f.zc_fractions, unet_layers=ctx.unet_layers(),
+                fractions=f.zc_fractions, pool=f.unet_pool,
+                unet_layers=ctx.unet_layers() if s == _mid_strength(f) else (),
                 num_inference_steps=r.num_inference_steps, guidance_scale=r.guidance_scale,
                 timesteps=r.timesteps, seeds=[int(i) for i in batch], batch_size=f.batch_size,
                 image_size=r.image_size,
             )  # fmt: skip
             for key, store in stores.items():
                 store.put(batch, out.zc[key[1]] if len(key) == 2 else out.unet[(key[2], key[1])])
+        for store in stores.values():  # one chunked file per store, read by column blocks
+            store.consolidate()
 
 
 def _encode(ctx: RunContext) -> dict:
     from brainldm.encoding import FitOptions, run_encoding_analyses
+    from brainldm.features import denoising_record_steps
+    from brainldm.ldm import img2img_n_steps
 
     e, f, d = ctx.config.encoding, ctx.config.features, ctx.config.data
+    r = ctx.config.reconstruction
     options = FitOptions(n_components=e.n_components, alphas=e.alphas, cv=e.cv, q=e.q,
                          progress=ctx.progress)  # fmt: skip
     if not e.enabled:
         return {}
-    names, out = _zc_names(ctx), {}
-    mid, last = f.zc_strengths[len(f.zc_strengths) // 2], f.zc_fractions[-1]
+    names, out, voxels = _zc_names(ctx), {}, ctx.voxel_set()
+    mid, last = _mid_strength(f), f.zc_fractions[-1]
     zc = names[(mid, last)]
     # z vs zc across noise levels (at the last stage) and across stages (at the middle level)
     pairs = [("z", names[(s, last)]) for s in f.zc_strengths]
@@ -247,32 +267,41 @@ def _encode(ctx: RunContext) -> dict:
     layer_sets = {f"{fr:.2f}": [names[(mid, fr, layer)] for layer in ctx.unet_layers()]
                   for fr in f.zc_fractions}  # fmt: skip
     spaces = ["z", "c", *(v for v in names.values())]
+    # The steps run when each stage is recorded, at each noise level (docs/presets.md).
+    steps = {f"{s:.2f}": dict(zip([f"{fr:.2f}" for fr in f.zc_fractions], denoising_record_steps(
+        f.zc_fractions, img2img_n_steps(r.num_inference_steps, s)), strict=True))
+        for s in f.zc_strengths}  # fmt: skip
     for subject in d.subjects:
-        split = ctx.split(subject, "encoding")
+        # Betas stay on disk (read a block of voxels at a time), features too (PCA
+        # reads them by column blocks): the whole brain never sits in memory.
+        split = ctx.split(subject, "encoding", lazy=True)
         _fill_zc(ctx, np.unique(np.concatenate([split.train_nsd_ids, split.test_nsd_ids])))
         analyses = run_encoding_analyses(
-            {k: ctx.store(k).get(split.train_nsd_ids) for k in spaces},
-            split.train_betas[d.encoding_roi],
-            {k: ctx.store(k).get(split.test_nsd_ids) for k in spaces},
-            split.test_betas[d.encoding_roi],
+            {k: ctx.store(k).matrix(split.train_nsd_ids) for k in spaces},
+            split.train_betas[voxels],
+            {k: ctx.store(k).matrix(split.test_nsd_ids) for k in spaces},
+            split.test_betas[voxels],
             singles=["z", "c", zc], pairs=pairs, layer_sets=layer_sets,
             groups=split.train_nsd_ids, options=options, execution=ctx.execution(),
         )  # fmt: skip
         folder = ctx.run.encoding(subject)
         analyses.save(folder)
-        _save_voxels(split, d.encoding_roi, analyses, folder)
+        _save_voxels(split, voxels, analyses, folder)
         out[str(subject)] = {
             "models": {
                 name: {
                     "n_significant": int(res.significant.sum()),
                     "median_r": float(np.median(res.r)),
+                    "n_components": res.n_components,
                 }
                 for name, res in analyses.results.items()
             },  # fmt: skip
             "layers": list(ctx.unet_layers()),
             "zc": zc,
             "pairs": [list(p) for p in pairs],
-            "n_voxels": int(len(split.voxel_indices[d.encoding_roi])),
+            "voxel_set": voxels,
+            "n_voxels": int(len(split.voxel_indices[voxels])),
+            "record_steps": steps,
             "q": e.q,
         }
     return out
@@ -307,7 +336,7 @@ def _maps(ctx: RunContext) -> dict:
         split = ctx.split(subject, "encoding")
         analyses = EncodingAnalyses.load(ctx.run.encoding(subject))
         where = dict(
-            voxel_indices=split.voxel_indices[ctx.config.data.encoding_roi],
+            voxel_indices=split.voxel_indices[ctx.voxel_set()],
             volume_shape=split.volume_shape,
             folder=ctx.run.maps(subject),
             layout=ctx.nsd,
@@ -358,9 +387,9 @@ STAGES: tuple[Stage, ...] = (
           reads_unless={"evaluation.protocols": ("evaluation.weights_dir", None)}),
     Stage("encode", _encode, after=("prepare", "features"), needs_ldm=True, reads=(
         "encoding", "data.encoding_roi", "features.zc_strengths", "features.zc_fractions",
-        "features.unet_layers", "features.batch_size", "reconstruction.num_inference_steps",
-        "reconstruction.guidance_scale", "reconstruction.timesteps",
-        "reconstruction.image_size")),
+        "features.unet_layers", "features.unet_pool", "features.unet_dtype",
+        "features.batch_size", "reconstruction.num_inference_steps",
+        "reconstruction.guidance_scale", "reconstruction.timesteps", "reconstruction.image_size")),
     Stage("maps", _maps, after=("prepare", "encode"), costly=False,
           reads=("maps", "data.encoding_roi")),
     Stage("report", _report, costly=False, optional_after=True, reads=("report",),

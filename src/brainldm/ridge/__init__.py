@@ -23,6 +23,7 @@ _LAZY = {
     "r2_score": "_scoring",
     "r2_score_split": "_scoring",
     "choose_cv_strategy": "_search",
+    "IndexedRows": "_targets",
 }
 
 
@@ -56,4 +57,6 @@ __all__ = [
     "r2_score",
     "correlation_score",
     "r2_score_split",
+    # targets repeated by rows (images shown several times)
+    "IndexedRows",
 ]

@@ -23,6 +23,7 @@ from brainldm.ridge._backend import DTYPES
 from brainldm.ridge._folds import resolve_folds
 from brainldm.ridge._scoring import r2_score
 from brainldm.ridge._search import CV_STRATEGIES, SearchOptions, progress_bar, target_batches
+from brainldm.ridge._targets import IndexedRows
 
 logger = logging.getLogger(__name__)
 
@@ -95,10 +96,16 @@ class _BaseRidge(RegressorMixin, BaseEstimator):
             self, X, reset=True, dtype=(np.float64, np.float32), ensure_all_finite=False
         )
         _check_finite("X", X)
-        Y = check_array(
-            Y, ensure_2d=False, dtype=(np.float64, np.float32), ensure_all_finite=False,
-            input_name="Y",
-        )
+        if isinstance(Y, IndexedRows):  # read a batch of targets at a time, never expanded
+            if Y.shape[1] and not np.issubdtype(Y.dtype, np.floating):
+                raise ValueError(f"Y must hold floats, got {Y.dtype}.")
+            _check_finite("Y", Y.values)
+        else:
+            Y = check_array(
+                Y, ensure_2d=False, dtype=(np.float64, np.float32), ensure_all_finite=False,
+                input_name="Y",
+            )
+            _check_finite("Y", Y)
         if Y.ndim not in (1, 2):
             raise ValueError(
                 f"Y must be 1-D or 2-D (n_samples, n_targets), got shape {Y.shape}."
@@ -108,7 +115,6 @@ class _BaseRidge(RegressorMixin, BaseEstimator):
                 f"X has {X.shape[0]} samples (rows) but Y has {Y.shape[0]}; they must have the "
                 "same number of rows."
             )
-        _check_finite("Y", Y)
         ravel = Y.ndim == 1
         if ravel:
             Y = Y[:, None]

@@ -118,6 +118,8 @@ def write_fake_nsd(
     ventral_features: FeatureFunction | None = None,
     formats: Sequence[str] = ("hdf5", "nifti", "fsaverage"),
     keep_betas: bool = True,
+    n_written_sessions: int | None = None,
+    brain_voxels: int | None = None,
     random_state: int | None = 0,
 ) -> FakeNSD:
     """Write a small NSD in the real formats, with a known planted signal.
@@ -165,6 +167,14 @@ def write_fake_nsd(
         Beta copies to write.
     keep_betas : bool
         Keep the written betas in the returned record (turn off for large grids).
+    n_written_sessions : int, optional
+        Write the volume betas of this many sessions only; every later session's
+        file is a hard link to one of them, in turn (a benchmark at NSD's size on
+        a small disk: the trials and design are NSD's, the beta values repeat).
+        Needs ``keep_betas=False`` and no fsaverage betas.
+    brain_voxels : int, optional
+        Keep this many voxels in ``brainmask.nii.gz`` (those nearest the centre
+        of the ellipsoid brain; default: the whole ellipsoid, about 45 % of the grid).
     random_state : int or None
         Seed of everything drawn.
 
@@ -196,6 +206,10 @@ def write_fake_nsd(
     n_needed = n_shared + n_subject_rows * (n_per_subject - n_shared)
     if n_stimuli < n_needed:
         raise ValueError(f"n_stimuli={n_stimuli} is too small; need at least {n_needed}.")
+    if n_written_sessions is not None:
+        check_positive_int("n_written_sessions", n_written_sessions)
+        if keep_betas or "fsaverage" in formats:
+            raise ValueError("n_written_sessions needs keep_betas=False and no 'fsaverage' format.")
     layout = NSDLayout(root)
 
     # -- experimental design (1-based on disk) --------------------------------
@@ -232,7 +246,8 @@ def write_fake_nsd(
     options = dict(
         T=T, volume_shape=volume_shape, n_fsaverage_vertices=n_fsaverage_vertices,
         n_native_vertices=n_native_vertices, noise_std=noise_std, signal_std=signal_std,
-        formats=formats, keep_betas=keep_betas,
+        formats=formats, keep_betas=keep_betas, n_written_sessions=n_written_sessions,
+        brain_voxels=brain_voxels,
     )  # fmt: skip
     truth = {}
     for s in subjects:  # in order: they draw from rng in turn

@@ -8,6 +8,7 @@ one voxel's trials per chunk), NIfTI and fsaverage MGH.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +33,16 @@ class _SubjectTruth:
     fsaverage_betas: np.ndarray | None
 
 
-def _roi_volumes(rng: np.random.Generator, shape: tuple[int, int, int]) -> dict[str, np.ndarray]:
+def _roi_volumes(
+    rng: np.random.Generator, shape: tuple[int, int, int], brain_voxels: int | None = None
+) -> dict[str, np.ndarray]:
     """Brain mask, streams and nsdgeneral volumes with NSD's -1 / 0 / label values."""
     X, Y, Z = shape
     g = np.stack(np.meshgrid(*(np.linspace(-1, 1, n) for n in shape), indexing="ij"), axis=-1)
     r = np.sqrt((g**2).sum(-1))
     brain = r <= 0.95
+    if brain_voxels is not None and brain_voxels < brain.sum():  # the innermost ones
+        brain = r <= np.sort(r.ravel())[brain_voxels - 1]
     cortex = brain & (r >= 0.45)  # a shell; the inside is "non-cortical"
     streams = np.full(shape, -1, dtype=np.int16)
     streams[cortex] = 0
@@ -118,6 +123,8 @@ def _write_subject(
     signal_std: float,
     formats: Sequence[str],
     keep_betas: bool,
+    n_written_sessions: int | None = None,
+    brain_voxels: int | None = None,
 ) -> _SubjectTruth:
     """Write one subject's ROIs, responses, transforms and betas, with planted weights.
 
@@ -136,7 +143,7 @@ def _write_subject(
     n_sessions, T : int
         Sessions of this subject, and trials per session.
     volume_shape, n_fsaverage_vertices, n_native_vertices, noise_std, signal_std, formats,
-    keep_betas
+    keep_betas, n_written_sessions, brain_voxels
         As in :func:`write_fake_nsd`.
 
     Returns
@@ -145,7 +152,7 @@ def _write_subject(
     """
     import h5py
 
-    vols = _roi_volumes(rng, volume_shape)
+    vols = _roi_volumes(rng, volume_shape, brain_voxels)
     zooms = (_VOXEL_MM,) * 3
     _write_nifti(layout.brainmask(s), vols["brainmask"], zooms)
     layout.roi(s, "streams").parent.mkdir(parents=True, exist_ok=True)
@@ -192,6 +199,13 @@ def _write_subject(
     feature_rows = np.searchsorted(used, tr.nsd_ids)
     for session in range(1, n_sessions + 1):
         rows = np.flatnonzero(tr.sessions == session)
+        if n_written_sessions is not None and session > n_written_sessions:
+            for fmt in ("hdf5", "nifti"):
+                if fmt in formats:  # the same values as a written session
+                    source = layout.betas(s, (session - 1) % n_written_sessions + 1, fmt)
+                    layout.betas(s, session, fmt).unlink(missing_ok=True)
+                    os.link(source, layout.betas(s, session, fmt))
+            continue
         psc = np.zeros((T, *volume_shape), dtype=np.float32)
         psc[:, brain] = rng.normal(0, noise_std, (T, int(brain.sum())))
         for roi in ("early", "ventral"):
