@@ -62,7 +62,13 @@ STRENGTHS, FRACTIONS = (0.25, 0.5, 0.75), (0.2, 0.66, 1.0)
 
 
 def _bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+    """Bytes on disk under ``path``, each hard-linked file once."""
+    seen = {}
+    for p in path.rglob("*") if path.exists() else ():
+        if p.is_file():
+            st = p.stat()
+            seen[(st.st_dev, st.st_ino)] = st.st_size
+    return sum(seen.values())
 
 
 def _write(args) -> dict:

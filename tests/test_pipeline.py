@@ -66,6 +66,33 @@ def test_demo_report_has_every_section(demo_run):
         assert models["z"]["n_significant"] >= 20 and models["c"]["n_significant"] >= 20
     with np.load(run / "encode" / "subj01" / "voxels.npz") as vox:
         assert vox["voxel_indices"].shape == (encode["1"]["n_voxels"], 3)
+    assert encode["1"]["voxel_set"] == "brain"  # whole-brain models, as the paper's
+
+
+def test_demo_unet_maps_reach_the_models_whole(demo_run, tiny_ldm):
+    # features.unet_pool = "flatten": each layer's whole activation map (float16 store),
+    # reduced by the exact PCA to the preset's size, not a channel mean.
+    import json
+
+    from brainldm.features import FeatureStore
+
+    from brainldm.nsd import SubjectSplit
+    from brainldm.pipeline import RunLayout
+
+    run, _ = demo_run
+    encode = json.loads((run / "encode" / ".done.json").read_text())["outputs"]["1"]
+    prepared = json.loads((run / "prepare" / ".done.json").read_text())["outputs"]["1/encoding"]
+    split = SubjectSplit.load(RunLayout(run).prepared_dir() / prepared, lazy=True)
+    n_images = len(np.unique(split.train_nsd_ids))
+    unet = {name: m for name, m in encode["models"].items() if name.startswith("unet_")}
+    assert len(unet) == len(encode["layers"]) * 2  # every layer at both stages of the demo
+    for name, m in unet.items():
+        layer = next(layer for layer in encode["layers"] if f"_{layer}_" in name)
+        channels = tiny_ldm.unet.get_submodule(layer).resnets[-1].out_channels
+        store = FeatureStore(run / "encode" / "features", name)
+        assert store.dtype == np.float16 and store.meta["settings"]["pool"] == "flatten"
+        assert store.n_features % channels == 0 and store.n_features >= 4 * channels
+        assert m["n_components"] == {name: min(256, store.n_features, n_images)}
 
 
 def test_demo_identification_above_chance_and_oracle_better(demo_run):
@@ -215,6 +242,12 @@ def test_paper_preset_runs_on_synthetic_nsd(tmp_path, tiny_ldm):
     assert "alphas = [1e-06" in config and "fit_intercept = false" in config
     assert (run / "report" / "report.html").exists()
     assert sorted(p.name for p in (run / "reconstruct" / "subj01" / "zc").glob("*.png"))
+    import json
+
+    encode = json.loads((run / "encode" / ".done.json").read_text())["outputs"]["1"]
+    assert encode["voxel_set"] == "brain"
+    assert encode["n_voxels"] == int((fake.volumes[1]["brainmask"] > 0).sum())
+    assert encode["record_steps"] == {"0.50": {"1.00": 2}}  # int(0.5 · 5) steps, all run
 
 
 def test_human_ratings_join_the_report(demo_run, tmp_path):

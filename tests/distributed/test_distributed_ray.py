@@ -252,3 +252,43 @@ def test_features_on_ray_survive_a_killed_worker(ray_cluster, tiny_model_dir, tm
     assert any(f"{os.sep}parts{os.sep}" in p for p in json.loads(marker.read_text()))
     assert sorted(stores) == ["c", "z"] and len(stores["z"]) == len(IDS)
     assert _files(out) == _files(tmp_path / "ref")
+
+
+def test_encoding_on_ray_reads_betas_and_features_from_disk(ray_cluster, tmp_path):
+    # The workers read their block of voxels of on-disk betas (StoredBetas) and the PCA
+    # items their feature sets by column blocks (FeatureStore.matrix): nothing is shipped.
+    import h5py
+
+    from brainldm.distributed import Execution
+    from brainldm.encoding import run_encoding_analyses
+    from brainldm.features import FeatureStore
+    from brainldm.nsd import StoredBetas
+
+    problem = _encoding_problem(seed=1)
+    for part in ("train", "test"):  # as a float32 store holds them
+        problem[part] = {k: v.astype(np.float32) for k, v in problem[part].items()}
+    local = run_encoding_analyses(**problem)
+    betas = {}
+    with h5py.File(tmp_path / "betas.h5", "w") as f:
+        for key in ("Y_train", "Y_test"):
+            f.create_dataset(key, data=problem[key].astype(np.float32), chunks=(16, 8))
+            betas[key] = StoredBetas(str(tmp_path / "betas.h5"), key, problem[key].shape,
+                                     np.dtype(np.float32))  # fmt: skip
+    ids_tr, ids_te = problem["groups"], np.arange(100, 140)
+    on_disk = {}
+    for name in ("A", "B"):
+        store = FeatureStore(tmp_path / "features", name, {"test": 1}, dtype="float32")
+        store.put(np.unique(ids_tr), problem["train"][name][::2])  # one row per image
+        store.put(ids_te, problem["test"][name])
+        store.consolidate()
+        on_disk[name] = (store.matrix(ids_tr), store.matrix(ids_te))
+    disk_problem = {**problem, **betas,
+                    "train": {k: v[0] for k, v in on_disk.items()},
+                    "test": {k: v[1] for k, v in on_disk.items()}}  # fmt: skip
+    on_ray = Execution(executor="ray", voxel_batch_size=25, n_workers=2)
+    ray = run_encoding_analyses(**disk_problem, execution=on_ray)
+    for name, ref in local.results.items():
+        got = ray.results[name]
+        np.testing.assert_allclose(got.r, ref.r, rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(got.best_alphas, ref.best_alphas)
+        np.testing.assert_array_equal(got.significant, ref.significant)
