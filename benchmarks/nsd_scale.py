@@ -248,24 +248,24 @@ def _report(args, runs: dict) -> None:
     total = 0.0
     if "pca" in runs:
         p = runs["pca"]["result"]
-        rates = [(v["seconds"] / (v["n_train_images"] ** 2 * v["features"]), k)
-                 for k, v in p.items() if v["features"] > 6400]  # fmt: skip
-        rate = max(rates)[0] if rates else None
         for k, v in p.items():
             print(f"PCA {k}: {v['features']:,} features → {v['components']} components, "
                   f"{v['seconds']:.0f} s")  # fmt: skip
-        if rate:
+        # seconds = fixed (eigendecomposition, n_train³) + rate × n_train² × n_features
+        fit = [(v["n_train_images"] ** 2 * v["features"], v["seconds"])
+               for v in p.values() if v["features"] > 6400]  # fmt: skip
+        if len(fit) >= 2:
+            import numpy as np
+
+            x, y = np.array(fit, dtype=float).T
+            rate, fixed = np.polyfit(x, y, 1)
             n = next(iter(p.values()))["n_train_images"]
             # c; zc at 3 noise levels (last stage) and 2 more stages; 5 layers × 3 stages
-            sets = {"c": 59136, **{f"zc {k}": 16384 for k in range(5)}}
-            sets |= {f"{layer} {f}": math.prod(shape) for layer, shape in UNET.items()
-                     for f in FRACTIONS}  # fmt: skip
-            pca_s = sum(rate * n**2 * m for m in sets.values())
+            sets = [59136] + [16384] * 5 + [math.prod(s) for s in UNET.values()] * 3
+            pca_s = sum(fixed + rate * n**2 * m for m in sets)
             total += pca_s
-            print(
-                f"PCA of every feature set of the paper ({len(sets)} sets, at the slowest "
-                f"measured rate {rate:.2e} s per n_train² × feature): ≈ {pca_s / 3600:.1f} h"
-            )
+            print(f"PCA of every feature set of the paper ({len(sets)} sets; fit: {fixed:.0f} s "
+                  f"+ {rate:.2e} s × n_train² × features): ≈ {pca_s / 3600:.1f} h")  # fmt: skip
     if "ridge" in runs:
         r = runs["ridge"]["result"]
         n_vox = next(iter(r.values()))["n_voxels"]
@@ -323,7 +323,7 @@ def main() -> None:
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
     runs = {}
-    for stage in args.stages.split(","):
+    for stage in [s for s in args.stages.split(",") if s]:
         before = _bytes(root)
         proc = subprocess.run([sys.executable, __file__, "--_stage", stage, *_flags(args)],
                               capture_output=True, text=True)  # fmt: skip
