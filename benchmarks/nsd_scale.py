@@ -13,16 +13,20 @@ memory (``ru_maxrss``), wall time and the disk it added:
   split (``early``, ``ventral``), streamed to chunked HDF5;
 - ``decode``: :func:`brainldm.decoding.fit_decoders` with the paper's ridge:
   z in full, c on ``--c-targets`` of its 59,136 targets (extrapolated by batches);
-- ``encode``: exact PCA to 6,400 of each ``--pca-spaces`` feature set on the
-  distinct training images, straight from the stores; then ridge fits of the
-  single model z and the joint model z + zc on ``--voxel-blocks`` blocks of
-  ``--voxel-batch-size`` voxels of the full-width, on-disk betas (the fits of
-  :func:`brainldm.encoding.run_encoding_analyses`, one block at a time).
+- ``pca``: exact PCA to 6,400 of each ``--pca-spaces`` feature set on the
+  distinct training images, straight from the stores;
+- ``ridge``: the encoding fits of :func:`brainldm.encoding.run_encoding_analyses`
+  (:func:`~brainldm.encoding.fit_voxel_block`) of the single model z and the
+  joint model z + zc, on one block of each ``--ridge-blocks`` size read from the
+  full-width on-disk betas; two sizes separate the cost per block (the
+  decompositions of the features) from the cost per voxel. The joint model
+  runs one of its alpha groups (equal alphas for both spaces), the others
+  cost the same and are counted in the extrapolation.
 
 Memory is measured at full width: every voxel of the mask is in the split the
-fits read from, and every PCA keeps 6,400 components; only the number of voxel
-blocks fitted and of c targets decoded is a share. The printout gives the
-measured rate and the extrapolated time of the paper's whole analysis for the
+fits read from, and every PCA keeps 6,400 components; only the voxel blocks
+fitted, the alpha groups of the joint model and the c targets decoded are a
+share. The printout gives the measured rate and the extrapolated time of the paper's whole analysis for the
 subject (every model of analyses (i)-(iv) over every voxel; PCA of sets not
 measured scaled by n_train² × n_features from the measured ones).
 
@@ -31,9 +35,9 @@ later sessions are hard links to them (their values repeat, the reading work
 does not). Nothing here is a test: the figures are for ``docs/scaling.md``.
 
 Usage: python benchmarks/nsd_scale.py --root DIR [--brain-voxels 250000]
-       [--written-sessions 2] [--voxel-blocks 2] [--voxel-batch-size 8192]
+       [--written-sessions 2] [--ridge-blocks 1024,6144]
        [--c-targets 6144] [--unet-layers mid_block,down_blocks.1] [--device cpu]
-       [--stages write,prepare,decode,encode]
+       [--stages write,prepare,decode,pca,ridge]
 """
 
 from __future__ import annotations
@@ -182,8 +186,10 @@ def _pca(args) -> dict:
 def _ridge(args) -> dict:
     import numpy as np
 
+    from brainldm.config import EncodingConfig
     from brainldm.encoding import ReducedSpace, fit_voxel_block, model_cv_strategy
     from brainldm.features import zc_store_name
+    from brainldm.ridge._search import alpha_groups, banded_candidates
 
     split = _split(args, "encoding", lazy=True)
     Y_train, Y_test = split.train_betas["brain"], split.test_betas["brain"]
@@ -193,21 +199,28 @@ def _ridge(args) -> dict:
         with np.load(Path(args.root) / f"reduced_{name}.npz") as d:
             return ReducedSpace(name, d["train"], d["test"], d["index"])
 
+    grid = np.asarray(EncodingConfig.alphas, dtype=float)
+    full = banded_candidates(grid, 2)
     zc = zc_store_name(0.5, 1.0)
-    models = {"z": [space("z")], f"z+{zc}": [space("z"), space(zc)]}
+    # The joint model runs one of its alpha groups (one decomposition each): equal alphas.
+    models = {"z": ([space("z")], grid, 1, 1, len(grid), len(grid)),
+              f"z+{zc}": ([space("z"), space(zc)], np.stack([grid, grid], 1), 1,
+                          len(alpha_groups(full, [1, 1])), len(grid), len(full))}  # fmt: skip
     backend = "torch" if args.device != "cpu" else "numpy"
     out = {}
-    for name, spaces in models.items():
-        strategy = model_cv_strategy(spaces, n_voxels, split.train_nsd_ids)
-        times = []
-        for b in range(args.voxel_blocks):
-            cols = slice(b * args.voxel_batch_size, min((b + 1) * args.voxel_batch_size, n_voxels))
+    for name, (spaces, alphas, groups, all_groups, cands, all_cands) in models.items():
+        strategy = model_cv_strategy(spaces, n_voxels, split.train_nsd_ids, alphas)
+        blocks = []
+        for size in args.ridge_blocks:
             t0 = time.perf_counter()
-            fit_voxel_block(spaces, Y_train[:, cols], Y_test[:, cols], split.train_nsd_ids,
-                            backend=backend, device=args.device, cv_strategy=strategy)  # fmt: skip
-            times.append(time.perf_counter() - t0)
-        out[name] = {"block_seconds": times, "voxel_batch_size": args.voxel_batch_size,
-                     "n_voxels": int(n_voxels), "cv_strategy": strategy}  # fmt: skip
+            fit_voxel_block(spaces, Y_train[:, :size], Y_test[:, :size], split.train_nsd_ids,
+                            alphas=alphas, backend=backend, device=args.device,
+                            cv_strategy=strategy)  # fmt: skip
+            blocks.append([size, time.perf_counter() - t0])
+        out[name] = {"blocks": blocks, "n_voxels": int(n_voxels), "cv_strategy": strategy,
+                     "n_features": int(sum(s.n_components for s in spaces)),
+                     "n_train": int(Y_train.shape[0]), "n_test": int(Y_test.shape[0]),
+                     "groups": [groups, all_groups], "candidates": [cands, all_cands]}  # fmt: skip
     return out
 
 
@@ -223,8 +236,8 @@ def _child(stage: str, args) -> None:
 
 def _flags(args) -> list[str]:
     return ["--root", args.root, "--brain-voxels", str(args.brain_voxels),
-            "--written-sessions", str(args.written_sessions), "--voxel-blocks",
-            str(args.voxel_blocks), "--voxel-batch-size", str(args.voxel_batch_size),
+            "--written-sessions", str(args.written_sessions), "--ridge-blocks",
+            ",".join(map(str, args.ridge_blocks)),
             "--c-targets", str(args.c_targets), "--unet-layers", ",".join(args.unet_layers),
             "--pca-spaces", ",".join(args.pca_spaces), "--device", args.device]  # fmt: skip
 
@@ -267,23 +280,39 @@ def _report(args, runs: dict) -> None:
             print(f"PCA of every feature set of the paper ({len(sets)} sets; fit: {fixed:.0f} s "
                   f"+ {rate:.2e} s × n_train² × features): ≈ {pca_s / 3600:.1f} h")  # fmt: skip
     if "ridge" in runs:
-        r = runs["ridge"]["result"]
-        n_vox = next(iter(r.values()))["n_voxels"]
+        from brainldm.encoding import default_voxel_batch_size
+
         # analyses (i)-(iv) as the pipeline builds them: singles z, c, zc; pairs z + zc at 3
         # noise levels and 2 more stages (5 joint, 5 more singles); 5 layers × 3 stages.
         n_single, n_joint = 3 + 5 + 15 - 1, 5  # zc at the middle level/last stage is shared
-        per = {}
-        for name, v in r.items():
-            blocks = v["block_seconds"]
-            per[name] = sum(blocks) / (len(blocks) * v["voxel_batch_size"])
-            print(f"ridge {name}: {len(blocks)} block(s) of {v['voxel_batch_size']} voxels, "
-                  f"{sum(blocks) / len(blocks):.0f} s per block, {per[name] * 1e3:.2f} ms per "
-                  f"(model × voxel), {v['cv_strategy']}")  # fmt: skip
-        single, joint = per.get("z"), next((v for k, v in per.items() if "+" in k), None)
-        ridge_s = n_vox * (n_single * single + n_joint * (joint or single))
+        est = {}
+        for name, v in runs["ridge"]["result"].items():
+            (n1, t1), (n2, t2) = v["blocks"][0], v["blocks"][-1]
+            rate = (t2 - t1) / (n2 - n1) if n2 != n1 else t2 / n2  # seconds per voxel
+            fixed = max(t1 - rate * n1, 0.0)  # seconds per block: the decompositions
+            (g, g_all), (c, c_all) = v["groups"], v["candidates"]
+            # decompositions scale with the alpha groups; per voxel, Q^T Y per group and
+            # the validation residuals per candidate
+            fixed_all, rate_all = fixed * g_all / g, rate * (g_all + c_all) / (g + c)
+            n_vox = v["n_voxels"]
+            size = default_voxel_batch_size(v["n_train"], v["n_test"], v["n_features"])
+            n_blocks = math.ceil(n_vox / size)
+            est[name] = n_blocks * fixed_all + n_vox * rate_all
+            sizes = ", ".join(f"{n:,} voxels {t:.0f} s" for n, t in v["blocks"])
+            print(f"ridge {name} ({v['n_features']:,} features, {v['cv_strategy']}): {sizes} → "
+                  f"{fixed:.0f} s per block + {rate * 1e3:.1f} ms per voxel")  # fmt: skip
+            if g != g_all:
+                print(f"  measured {g} of {g_all} alpha groups ({c} of {c_all} candidates); "
+                      f"whole grid ≈ {fixed_all:.0f} s per block + {rate_all * 1e3:.1f} ms "
+                      "per voxel (scaled by groups, and groups + candidates)")  # fmt: skip
+            print(f"  one model, {n_vox:,} voxels in {n_blocks} blocks of {size:,} (default "
+                  f"budget): ≈ {est[name] / 3600:.1f} h = {est[name] / n_vox * 1e3:.1f} ms per "
+                  "(model × voxel)")  # fmt: skip
+        joint = next(t for k, t in est.items() if "+" in k)
+        ridge_s = n_single * est["z"] + n_joint * joint
         total += ridge_s
-        print(f"ridge of every model ({n_single} single, {n_joint} joint) × {n_vox:,} voxels: "
-              f"≈ {ridge_s / 3600:.1f} h")  # fmt: skip
+        print(f"ridge of every model ({n_single} single, {n_joint} joint): "
+              f"≈ {ridge_s / 3600:.0f} h")  # fmt: skip
     if total:
         print(
             f"encoding analyses of the whole subject on this machine: ≈ {total / 3600:.1f} h "
@@ -298,8 +327,8 @@ def main() -> None:
     parser.add_argument("--root", required=True, help="working folder (tens of GB)")
     parser.add_argument("--brain-voxels", type=int, default=250_000)
     parser.add_argument("--written-sessions", type=int, default=2)
-    parser.add_argument("--voxel-blocks", type=int, default=2)
-    parser.add_argument("--voxel-batch-size", type=int, default=8192)
+    parser.add_argument("--ridge-blocks", default="1024,6144",
+                        type=lambda s: [int(x) for x in s.split(",") if x])  # fmt: skip
     parser.add_argument("--c-targets", type=int, default=6144)
     parser.add_argument("--unet-layers", default="mid_block,down_blocks.1",
                         type=lambda s: [x for x in s.split(",") if x])  # fmt: skip

@@ -82,3 +82,34 @@ def test_significance_is_over_all_voxels_not_per_block(planted):
                   d["groups"], None, 16)  # fmt: skip
     for name, a in whole.results.items():
         np.testing.assert_array_equal(blocks.results[name].significant, a.significant)
+
+
+def test_default_blocks_follow_the_memory_budget(planted, monkeypatch):
+    # voxel_batch_size=None: blocks as wide as the budget allows, never all voxels when
+    # they do not fit; the result is the one of explicit blocks of that size.
+    from brainldm.encoding import _distribute, default_voxel_batch_size
+
+    d = planted
+    n_train, n_test = d["Ytr"].shape[0], d["Yte"].shape[0]
+    widest = 12 + 16  # the pair A + B without PCA
+    budget = 4 * (n_train + n_test + widest) * 25  # 25 voxels per block
+    assert default_voxel_batch_size(n_train, n_test, widest, budget) == 25
+    monkeypatch.setattr(_distribute, "VOXEL_BLOCK_BUDGET_BYTES", budget)
+    reads = []
+    default = _run(d["train"], _OnDisk(d["Ytr"], reads), d["test"], _OnDisk(d["Yte"], reads),
+                   d["groups"], None, None)  # fmt: skip
+    assert reads and max(shape[1] for shape in reads) == 25 < d["Ytr"].shape[1]
+    explicit = _run(d["train"], d["Ytr"], d["test"], d["Yte"], d["groups"], None, 25)
+    for name, a in explicit.results.items():
+        np.testing.assert_array_equal(default.results[name].r, a.r)
+        np.testing.assert_array_equal(default.results[name].significant, a.significant)
+
+
+def test_default_block_size_examples():
+    from brainldm.encoding import VOXEL_BLOCK_BUDGET_BYTES, default_voxel_batch_size
+
+    # subj01, joint z + zc after PCA: 4 GiB / (4 B × (24,980 + 982 + 12,800)) voxels
+    assert default_voxel_batch_size(24_980, 982, 12_800) == VOXEL_BLOCK_BUDGET_BYTES // (
+        4 * (24_980 + 982 + 12_800)
+    )
+    assert default_voxel_batch_size(10, 2, 3, budget_bytes=1) == 1

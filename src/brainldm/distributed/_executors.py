@@ -61,7 +61,8 @@ class Execution:
     shard_size : int
         Images per work item of feature extraction and reconstruction.
     voxel_batch_size : int, optional
-        Voxels per work item of the encoding fits; None: all in one.
+        Voxels per work item of the encoding fits; None: as many as 4 GiB of
+        betas and weights hold (``brainldm.encoding.default_voxel_batch_size``).
     device : str
         Torch device of the models (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
 

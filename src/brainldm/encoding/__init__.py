@@ -5,7 +5,11 @@ from brainldm.encoding._analyses import (
     fit_encoding_model,
     run_encoding_analyses,
 )
-from brainldm.encoding._distribute import fit_models
+from brainldm.encoding._distribute import (
+    VOXEL_BLOCK_BUDGET_BYTES,
+    default_voxel_batch_size,
+    fit_models,
+)
 from brainldm.encoding._models import (
     PAPER_N_COMPONENTS,
     EncodingBlock,
@@ -42,6 +46,8 @@ __all__ = [
     "fit_voxel_block",
     "assemble_encoding_result",
     "voxel_batches",
+    "default_voxel_batch_size",
+    "VOXEL_BLOCK_BUDGET_BYTES",
     "ReducedSpace",
     "EncodingBlock",
     "EncodingResult",

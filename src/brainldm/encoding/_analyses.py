@@ -71,9 +71,10 @@ def fit_encoding_model(
     execution : Execution or {"local", "ray"}, optional
         Where the fits run (:class:`~brainldm.distributed.Execution`); its
         ``voxel_batch_size`` sets the voxels per ridge fit and work item (None:
-        all at once; each block repeats the decomposition of the features, so
-        blocks of thousands of voxels keep that cost small). ``"local"`` (the
-        default) never imports Ray; ``"ray"`` runs PCA and the blocks on Ray
+        as many as 4 GiB of betas and weights hold,
+        :func:`~brainldm.encoding.default_voxel_batch_size`; each block repeats
+        the decomposition of the features, so larger blocks cost less time).
+        ``"local"`` (the default) never imports Ray; ``"ray"`` runs PCA and the blocks on Ray
         workers. Its ``device`` is not used: the ridge runs on ``device``.
 
     Returns
@@ -271,7 +272,7 @@ def run_encoding_analyses(
     execution : Execution or {"local", "ray"}, optional
         Where the fits run and ``voxel_batch_size``, the voxels per ridge fit
         and work item (see :func:`fit_encoding_model`). Default: this process,
-        all voxels at once.
+        blocks of :func:`~brainldm.encoding.default_voxel_batch_size` voxels.
 
     Returns
     -------

@@ -47,6 +47,42 @@ from brainldm.encoding._models import (
 
 logger = logging.getLogger(__name__)
 
+#: Memory for one voxel block's betas and ridge weights when ``voxel_batch_size`` is None.
+VOXEL_BLOCK_BUDGET_BYTES = 4 * 2**30
+
+
+def default_voxel_batch_size(
+    n_train: int, n_test: int, n_features: int, budget_bytes: int = VOXEL_BLOCK_BUDGET_BYTES
+) -> int:
+    """Voxels per block whose float32 betas and ridge weights fit in ``budget_bytes``.
+
+    A block holds ``n_train + n_test`` betas and ``n_features`` weights per
+    voxel; every block repeats the decomposition of the features, so the
+    blocks are as large as the budget allows. Whole-brain betas (25,000
+    trials × 250,000 voxels: 25 GB) are then never read at once.
+
+    Parameters
+    ----------
+    n_train, n_test : int
+        Training trials and test images.
+    n_features : int
+        Columns of the model's design (the sum over its spaces after PCA).
+    budget_bytes : int
+        Default :data:`VOXEL_BLOCK_BUDGET_BYTES` (4 GiB).
+
+    Returns
+    -------
+    voxel_batch_size : int
+        At least 1.
+
+    Examples
+    --------
+    >>> default_voxel_batch_size(24_980, 982, 12_800)
+    27700
+    """
+    per_voxel = 4 * (int(n_train) + int(n_test) + int(n_features))
+    return max(1, int(budget_bytes) // per_voxel)
+
 
 @dataclass(frozen=True)
 class _ReduceTask:
@@ -173,7 +209,8 @@ def fit_models(
     execution : Execution or {"local", "ray"}, optional
         Where the fits run, and ``voxel_batch_size`` (see
         :func:`~brainldm.encoding.run_encoding_analyses`). Default: this
-        process, all voxels at once.
+        process, blocks of :func:`default_voxel_batch_size` voxels (all
+        voxels at once when they fit in its budget).
 
     Returns
     -------
@@ -194,8 +231,14 @@ def fit_models(
     if groups is not None and len(groups) != n_train:
         raise ValueError(f"groups has {len(groups)} entries but Y_train has {n_train} rows.")
     names = _check_features(models, train, test, n_train, n_test)
+    size = execution.voxel_batch_size
+    if size is None:  # the widest model's design, after PCA
+        width = {s: int(np.prod(np.shape(train[s])[1:])) for s in names}
+        cap = options.n_components or max(width.values())
+        widest = max(sum(min(width[s], cap) for s in spaces) for spaces in models.values())
+        size = default_voxel_batch_size(n_train, n_test, widest, VOXEL_BLOCK_BUDGET_BYTES)
     run = _Run(models, train, test, _Data({}, Y_train, Y_test, groups), options,
-               voxel_batches(n_voxels, execution.voxel_batch_size), names)  # fmt: skip
+               voxel_batches(n_voxels, size), names)  # fmt: skip
     if execution.executor == "local":
         return _fit_local(run)
     return _fit_ray(run, execution)
