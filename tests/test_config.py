@@ -60,3 +60,15 @@ def test_check_number(value, bounds, ok):
     else:
         with pytest.raises(ValueError, match=r"^x\.y=.* is not valid; allowed: "):
             check_number("x.y", value, **bounds)
+
+
+def test_paper_preset_controls_as_the_paper():
+    # science.md M2, M4, L3, L4: the paper's controls and the authors' conversions.
+    r = make_run_config("takagi2023").reconstruction
+    assert (r.guidance_scale, r.c_only_guidance_scale) == (5.0, 7.5)  # img2img's, txt2img's
+    assert r.z_only == "denoise_without_c" and r.n_samples == 5
+    assert (r.init_posterior, r.uint8) == ("shared_sample", "truncate")
+    with pytest.raises(ValueError, match=r"reconstruction\.z_only='decode' is not valid"):
+        ReconstructionConfig(z_only="decode")
+    with pytest.raises(ValueError, match=r"reconstruction\.uint8='floor' is not valid"):
+        ReconstructionConfig(uint8="floor")

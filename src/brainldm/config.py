@@ -95,6 +95,10 @@ class _Section:
             object.__setattr__(self, f.name, value)
 
 
+#: The two readings of the paper's z-only control (``reconstruction.z_only``).
+Z_ONLY_CONTROLS = ("denoise_without_c", "vae_decode")
+
+
 @dataclass(frozen=True)
 class ReconstructionConfig(_Section):
     """How decoded (z, c) become images. Defaults are the paper's (seed_code.md §5).
@@ -106,11 +110,22 @@ class ReconstructionConfig(_Section):
     num_inference_steps : int
         DDIM steps of a full trajectory (50).
     guidance_scale : float
-        Classifier-free guidance s, with the empty prompt "" as unconditional (5.0).
+        Classifier-free guidance s, with the empty prompt "" as unconditional (5.0,
+        the LDM img2img script's): the z+c images.
+    c_only_guidance_scale : float
+        Guidance of the c-only control (7.5, the LDM txt2img script's default:
+        the paper kept the defaults of both scripts).
+    z_only : {"denoise_without_c", "vae_decode"}
+        The z-only control. ``"denoise_without_c"`` (the paper's words, "we
+        omitted c ... from step (iii)"): the noised z is denoised as for z+c
+        but with the empty prompt on both guidance branches, ``n_samples``
+        images. ``"vae_decode"``: the decoded z resized to ``image_size``, one
+        deterministic image.
     eta : float
         DDIM η (0.0, deterministic given the initial noise). Only 0 is supported.
     n_samples : int
-        Images generated per test image (5); "z" is deterministic and gets one.
+        Images generated per test image and condition (5); the deterministic
+        ``z_only="vae_decode"`` image is generated once.
     seed : int
         Base seed (42); each sample's seed derives from (seed, nsd_id, sample).
     timesteps : {"compvis", "diffusers"}
@@ -118,32 +133,42 @@ class ReconstructionConfig(_Section):
         from 781); ``"diffusers"`` matches ``StableDiffusionImg2ImgPipeline`` (781).
     image_size : int
         Side of the generated images (512).
-    init_posterior : {"sample", "mean"}
-        How the resized decoded-z image is re-encoded: a posterior sample, as the
-        seed code, or the mean.
+    init_posterior : {"shared_sample", "sample", "mean"}
+        How the resized decoded-z image is re-encoded: one posterior sample
+        shared by the image's samples (as the authors' code), a sample per
+        sample, or the mean.
+    uint8 : {"truncate", "round"}
+        How images in [0, 1] become uint8 (the z image before re-encoding, and
+        every written image): ``"truncate"`` as the authors' code, ``"round"`` as PIL.
     """
 
     strength: float = 0.8
     num_inference_steps: int = 50
     guidance_scale: float = 5.0
+    c_only_guidance_scale: float = 7.5
+    z_only: str = "denoise_without_c"
     eta: float = 0.0
     n_samples: int = 5
     seed: int = 42
     timesteps: str = "compvis"
     image_size: int = 512
-    init_posterior: str = "sample"
+    init_posterior: str = "shared_sample"
+    uint8: str = "truncate"
 
     _section = "reconstruction"
     _checks = {
         "strength": _FRACTION,
         "num_inference_steps": _integer(),
         "guidance_scale": _number(low=0),
+        "c_only_guidance_scale": _number(low=0),
+        "z_only": _option(Z_ONLY_CONTROLS),
         "eta": _only_zero,
         "n_samples": _integer(),
         "seed": _integer(low=0),
         "timesteps": _option(("compvis", "diffusers")),
         "image_size": _multiple_of_8,
-        "init_posterior": _option(("sample", "mean")),
+        "init_posterior": _option(("shared_sample", "sample", "mean")),
+        "uint8": _option(("truncate", "round")),
     }
 
 

@@ -127,10 +127,18 @@ def encode_images(ldm: Any, images: Any, generators: list | None = None):
     return latents * ldm.scaling_factor
 
 
-def to_uint8(images: Any) -> np.ndarray:
-    """Images in [0, 1], (n, 3, H, W) tensor → uint8 array (n, H, W, 3), rounded as PIL."""
-    arr = images.detach().float().cpu().permute(0, 2, 3, 1).numpy()
-    return (arr * 255).round().clip(0, 255).astype(np.uint8)
+def to_uint8(images: Any, rounding: str = "round") -> np.ndarray:
+    """Images in [0, 1], (n, 3, H, W) tensor → uint8 array (n, H, W, 3).
+
+    ``rounding="round"`` rounds to the nearest level, as PIL; ``"truncate"``
+    drops the fraction, as the authors' ``(255 * x).astype(np.uint8)``
+    (every pixel about half a level darker).
+    """
+    if rounding not in ("round", "truncate"):
+        raise ValueError(f"rounding must be 'round' or 'truncate', got {rounding!r}.")
+    arr = images.detach().float().cpu().permute(0, 2, 3, 1).numpy() * 255
+    arr = arr.round() if rounding == "round" else np.floor(arr)
+    return arr.clip(0, 255).astype(np.uint8)
 
 
 def resize_uint8(images: np.ndarray, size: int, resample: str = "bicubic") -> np.ndarray:

@@ -13,8 +13,10 @@ from brainldm.reconstruction._reconstruct import (
     img2img,
     original_path,
     png_path,
+    posterior_seed,
     reconstruct,
     sample_seed,
+    samples_per_image,
     txt2img,
     write_originals,
 )
@@ -31,6 +33,8 @@ __all__ = [
     "img2img",
     "txt2img",
     "sample_seed",
+    "posterior_seed",
+    "samples_per_image",
     # the reconstruction folder
     "INDEX_FILE",
     "ORIGINALS_DIR",

@@ -3,17 +3,27 @@
 The recipe (Takagi & Nishimoto 2023, §3.4; seed_code.md §5), for each test image:
 
 1. z (4 × 40 × 40, decoded from early visual cortex) → VAE decode → 320-px image
-   → uint8 → resize to 512 px. This is the **z-only** image.
-2. Re-encode it with the VAE → init latent (4 × 64 × 64).
+   → uint8 (truncated, as the authors) → resize to 512 px.
+2. Re-encode it with the VAE → init latent (4 × 64 × 64): one posterior draw per
+   test image, shared by its samples (``init_posterior="shared_sample"``).
 3. Noise it to strength 0.8 (t = 801 with the CompVis convention).
 4. DDIM, 50-step schedule, the last 40 steps, η = 0, guidance 5.0 with c (decoded
    from ventral cortex) against the empty prompt.
 5. VAE decode → the **z+c** image.
 
-The **c-only** image is text-to-image from pure noise with c (all 50 steps).
+The controls "omit c or z from step (iii)" (§3.4):
+
+- **z only** (``z_only="denoise_without_c"``, the preset): steps 1-5 with the
+  empty prompt in place of c. With "" on both guidance branches the guided noise
+  estimate is the unconditional one whatever the scale, so the U-Net runs once
+  per step, unguided. ``z_only="vae_decode"`` reads it as the image of step 1.
+- **c only**: text-to-image from pure noise with c (all 50 steps), guidance 7.5,
+  the default of the LDM text-to-image script the paper says it kept.
 
 Each sample's seed is derived from (base seed, nsd_id, sample index), so the
 images do not depend on batch size, order or how a run is split into shards.
+(The authors reseed 42 before each test image instead, so all images share one
+noise sequence; the statistics are those of independent draws either way.)
 
 The reconstruction folder is written by :func:`reconstruct` and
 :func:`write_originals`; this module is the one place that knows its format::
@@ -216,6 +226,8 @@ def img2img(ldm, init_latents, text_embeddings, seeds: Sequence[int], config=Non
 def txt2img(ldm, text_embeddings, seeds: Sequence[int], config=None, uncond=None):
     """Denoise pure noise with c, the whole DDIM trajectory: the c-only control.
 
+    Guidance is ``config.c_only_guidance_scale`` (7.5, txt2img's default).
+
     Returns
     -------
     latents : torch.Tensor of shape (n, 4, size / 8, size / 8)
@@ -229,7 +241,7 @@ def txt2img(ldm, text_embeddings, seeds: Sequence[int], config=None, uncond=None
     latents = latents * scheduler.init_noise_sigma
     steps = [int(t) for t in scheduler.timesteps]
     return ddim_denoise(
-        ldm, latents, text_embeddings, steps, scheduler, config.guidance_scale, uncond
+        ldm, latents, text_embeddings, steps, scheduler, config.c_only_guidance_scale, uncond
     )
 
 
@@ -281,29 +293,60 @@ def check_reconstruction_inputs(
         )
 
 
-def _images_for(ldm, condition, z_rows, c_rows, seeds, config, uncond):
+def samples_per_image(condition: str, config: ReconstructionConfig) -> int:
+    """Images generated per test image for one condition.
+
+    Returns
+    -------
+    n : int
+        ``config.n_samples``; 1 for the deterministic ``z_only="vae_decode"``
+        image (scoring it once equals scoring ``n_samples`` identical copies).
+    """
+    return 1 if condition == "z" and config.z_only == "vae_decode" else config.n_samples
+
+
+def posterior_seed(config: ReconstructionConfig, nsd_id: int, sample: int) -> int:
+    """Seed of the init latent's VAE posterior draw of one sample (step 2).
+
+    With ``init_posterior="shared_sample"`` every sample of an image gets the
+    draw of its sample 0, as the authors' code draws once per image.
+    """
+    shared = config.init_posterior == "shared_sample"
+    return sample_seed(config.seed, nsd_id, 0 if shared else sample) + 1
+
+
+def _images_for(ldm, condition, z_rows, c_rows, seeds, post_seeds, config, uncond):
     """uint8 images (n, size, size, 3) of one condition for one network batch."""
+    import dataclasses
+
     import torch
 
+    def uint8(x):
+        return to_uint8(x, config.uint8)
+
     if condition in ("zc", "z"):
-        # Step 1: decode z, quantise, resize: the z-only image.
+        # Step 1: decode z, quantise, resize.
         z = torch.from_numpy(np.ascontiguousarray(z_rows, np.float32)).to(ldm.device, ldm.dtype)
-        z_images = resize_uint8(to_uint8(decode_latents(ldm, z)), config.image_size, "bicubic")
-        if condition == "z":
+        z_images = resize_uint8(uint8(decode_latents(ldm, z)), config.image_size, "bicubic")
+        if condition == "z" and config.z_only == "vae_decode":
             return z_images
-    c = torch.from_numpy(np.ascontiguousarray(c_rows, np.float32)).to(ldm.device, ldm.dtype)
+    if condition == "z":  # c omitted: "" on both branches is one unguided pass
+        c = uncond.expand(len(seeds), -1, -1)
+        config = dataclasses.replace(config, guidance_scale=1.0)
+    else:
+        c = torch.from_numpy(np.ascontiguousarray(c_rows, np.float32)).to(ldm.device, ldm.dtype)
     if condition == "c":
-        return to_uint8(decode_latents(ldm, txt2img(ldm, c, seeds, config, uncond)))
-    # Step 2: re-encode; the posterior sample has its own generator (seed + 1).
+        return uint8(decode_latents(ldm, txt2img(ldm, c, seeds, config, uncond)))
+    # Step 2: re-encode; the posterior draw has its own generator.
     x = from_uint8(z_images, ldm.device, ldm.dtype)
     with torch.inference_mode():
         dist = ldm.vae.encode(x * 2 - 1).latent_dist
     init = dist.mean
-    if config.init_posterior == "sample":
-        gens = make_generators([s + 1 for s in seeds])
+    if config.init_posterior != "mean":
+        gens = make_generators(post_seeds)
         init = init + dist.std * randn(tuple(init.shape), gens, ldm.device, ldm.dtype)
     latents = img2img(ldm, init * ldm.scaling_factor, c, seeds, config, uncond)
-    return to_uint8(decode_latents(ldm, latents))
+    return uint8(decode_latents(ldm, latents))
 
 
 def generate(
@@ -354,14 +397,16 @@ def generate(
     config = ReconstructionConfig() if config is None else config
     check_reconstruction_inputs(image_latents, text_embeddings, nsd_ids, (condition,))
     skip = skip or set()
-    n_samples = 1 if condition == "z" else config.n_samples
+    n_samples = samples_per_image(condition, config)
     jobs = [
-        (row, int(nsd_id), k, sample_seed(config.seed, nsd_id, k))
+        (row, int(nsd_id), k, sample_seed(config.seed, nsd_id, k),
+         posterior_seed(config, nsd_id, k))
         for row, nsd_id in enumerate(nsd_ids)
         for k in range(n_samples)
         if (int(nsd_id), k) not in skip
-    ]
-    uncond = encode_prompt_embeddings(ldm, [""]) if condition != "z" else None
+    ]  # fmt: skip
+    deterministic = condition == "z" and config.z_only == "vae_decode"
+    uncond = None if deterministic else encode_prompt_embeddings(ldm, [""])
     chunk = 1 if batch_invariant else batch_size
     for start in tqdm(range(0, len(jobs), batch_size), disable=not progress, desc=condition):
         batch = jobs[start : start + batch_size]
@@ -376,6 +421,7 @@ def generate(
                     None if image_latents is None else np.asarray(image_latents)[rows],
                     None if text_embeddings is None else np.asarray(text_embeddings)[rows],
                     [j[3] for j in part],
+                    [j[4] for j in part],
                     config,
                     uncond,
                 )
@@ -462,7 +508,7 @@ def reconstruct(
             frame.to_csv(tmp, index=False)
 
     for condition in conditions:
-        n_samples = 1 if condition == "z" else config.n_samples
+        n_samples = samples_per_image(condition, config)
         done = {
             (int(i), k)
             for i in nsd_ids

@@ -36,6 +36,7 @@ from brainldm.reconstruction._reconstruct import (
     png_path,
     reconstruct,
     sample_seed,
+    samples_per_image,
 )
 
 logger = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def finalize_reconstruction(
         }
         for cond in conditions
         for i in ids
-        for k in range(1 if cond == "z" else config.n_samples)  # as reconstruct: z is deterministic
+        for k in range(samples_per_image(cond, config))
     ]
     missing = [row["path"] for row in expected if not (out_dir / row["path"]).is_file()]
     if missing:
