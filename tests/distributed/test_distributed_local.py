@@ -17,7 +17,9 @@ IDS = [17, 4, 250, 9, 33]
 def _config():
     from brainldm.config import ReconstructionConfig
 
-    return ReconstructionConfig(num_inference_steps=4, n_samples=2, image_size=64)
+    # z_only="vae_decode": one deterministic z image, so the counts below are 2 + 1 + 2
+    return ReconstructionConfig(num_inference_steps=4, n_samples=2, image_size=64,
+                                z_only="vae_decode")  # fmt: skip
 
 
 def _decoded(n=5):
