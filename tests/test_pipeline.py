@@ -1,6 +1,7 @@
 """The whole pipeline: the README's demo, resume after a kill, the report, the paper preset."""
 
 import filecmp
+import json
 import os
 import shlex
 import shutil
@@ -45,16 +46,18 @@ def test_demo_report_has_every_section(demo_run):
     run, stdout = demo_run
     assert "report:" in stdout
     html = (run / "report" / "report.html").read_text()
-    for section in ("Demo run", "random weights", "sd-v1-4.ckpt", "Decoding", "Reconstructions",
-                    "subj01", "subj02", "Identification", "95% bootstrap CIs",
+    for section in ("Demo run", "trained only on synthetic images", "sd-v1-4.ckpt", "Decoding",
+                    "Reconstructions", "subj01", "subj02", "Identification", "95% bootstrap CIs",
                     "Wilcoxon signed-rank", "Published, not measured here", "MindEye2",
                     "Brain-Diffuser", "Takagi", "Measured in this run", "Encoding models",
                     "Configuration", "Versions", "z + c (samples)", "oracle z + c",
-                    "accuracy z flat", "accuracy z inflated", "best layer", "unique"):  # fmt: skip
+                    "accuracy z flat", "accuracy z inflated", "best layer", "unique",
+                    "The paper's figures", "Figure 3.", "Figure 4.", "Figure 5.", "Figure 6.",
+                    "Figure 7.", "Figure 8.", "Figure 9."):  # fmt: skip
         assert section in html, section
     assert html.count("data:image/png;base64,") > 40
     for stage in ("prepare", "features", "decode", "reconstruct", "evaluate", "encode", "maps",
-                  "report"):  # fmt: skip
+                  "figures", "report"):  # fmt: skip
         assert (run / stage / ".done.json").exists(), stage
     assert not list(run.rglob(".tmp-*"))
     # the encoding models find the planted voxels: early ones respond to z, ventral ones to c
@@ -318,3 +321,100 @@ def test_changing_only_the_report_recomputes_nothing_upstream(demo_run, tmp_path
     html = (run / "report" / "report.html").read_text()
     assert html.count('alt="original"') == 2 * 2  # two images for each of two subjects
     assert (reference / "report" / "report.html").read_text().count('alt="original"') > 4
+
+
+def test_figures_command_redraws_from_a_finished_run_recomputing_nothing(demo_run, tmp_path):
+    import json
+
+    import pandas as pd
+
+    from brainldm.pipeline import STAGES
+
+    reference, _ = demo_run
+    for n in range(3, 10):  # every figure of the demo: picture, vector picture, table
+        for suffix in ("png", "svg", "csv"):
+            assert (reference / "figures" / f"figure{n}.{suffix}").stat().st_size > 0
+    run = tmp_path / "run"
+    shutil.copytree(reference, run, ignore=shutil.ignore_patterns("nsd", "model"))
+    stamps, trees = _marker_stamps(run), {s: _tree(run / s) for s in STAGES[:-2]}
+    out = subprocess.run([BRAINLDM, "figures", str(run), "--subject", "2"], capture_output=True,
+                         text=True, timeout=900)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "7 figures redrawn" in out.stdout
+    after = _marker_stamps(run)
+    assert {s: after[s] == stamps[s] for s in STAGES} == {
+        s: s not in ("figures", "report") for s in STAGES}  # fmt: skip
+    assert {s: _tree(run / s) for s in STAGES[:-2]} == trees  # not a byte recomputed
+    marker = json.loads((run / "figures" / ".done.json").read_text())
+    assert marker["outputs"]["subject"] == 2 and marker["settings"]["figures.subject"] == 2
+    # Figure 6's table is subject 2's significant r, as its encoding stage saved it
+    from brainldm.encoding import EncodingAnalyses
+
+    table = pd.read_csv(run / "figures" / "figure6.csv")
+    z = EncodingAnalyses.load(run / "encode" / "subj02").results["z"]
+    np.testing.assert_array_equal(table["z"].notna(), z.significant)
+    np.testing.assert_allclose(table["z"][z.significant], z.r[z.significant], rtol=1e-6)
+    bad = subprocess.run([BRAINLDM, "figures", str(tmp_path / "nothing")], capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert bad.returncode != 0 and "config.toml is missing" in bad.stderr
+
+
+def test_seed_check_reruns_reconstruction_and_encoding_and_compares(demo_run, tmp_path):
+    import pandas as pd
+
+    from brainldm.pipeline import STAGES, run_seed_checks
+
+    reference, _ = demo_run
+    run = tmp_path / "run"
+    shutil.copytree(reference, run, ignore=shutil.ignore_patterns("nsd", "model"))
+    with pytest.raises(ValueError, match="other than the run's own reconstruction.seed = 42"):
+        run_seed_checks(run, [42])
+    trees = {s: _tree(run / s) for s in STAGES[:-1]}
+    out = subprocess.run([BRAINLDM, "seeds", str(run), "--seeds", "7"], capture_output=True,
+                         text=True, timeout=1500)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert {s: _tree(run / s) for s in STAGES[:-1]} == trees  # the run itself is untouched
+    sub = run / "seeds" / "seed7"
+    assert all((sub / s).is_symlink() for s in ("prepare", "features", "decode"))
+    marker = json.loads((sub / "reconstruct" / ".done.json").read_text())
+    assert marker["settings"]["reconstruction.seed"] == 7
+    assert json.loads((sub / "encode" / ".done.json").read_text())["settings"]["encoding.seed"] == 7
+    spread = pd.read_csv(run / "seeds" / "identification_spread.csv")
+    assert {"mean_seed42", "mean_seed7", "sd", "range"} <= set(spread.columns)
+    zc = spread[(spread.condition == "zc") & (spread.metric == "pixcorr")].iloc[0]
+    assert zc.mean_seed42 != zc.mean_seed7  # other noise, other images
+    agreement = pd.read_csv(run / "seeds" / "map_agreement.csv").set_index(["subject", "model"])
+    # z and c do not depend on the noise (only the folds' shuffle does): near-identical maps
+    assert agreement.loc[(1, "z"), "r_correlation"] > 0.9
+    assert "Robustness to the random seed" in (run / "report" / "report.html").read_text()
+
+
+def test_demo_maps_show_the_planted_regions(demo_run):
+    """Figure 6's data: significant z voxels at the occipital pole, c ones in ventral/lateral cortex."""
+    pytest.importorskip("nilearn")
+    import pandas as pd
+    from nilearn import datasets
+
+    from brainldm.maps import map_panel
+    from brainldm.nsd import NSDLayout
+
+    run, _ = demo_run
+    table = pd.read_csv(run / "figures" / "figure6.csv")  # what Figure 6 draws, per voxel
+    layout = NSDLayout(run / "nsd")
+    import nibabel as nib
+
+    streams = np.asarray(nib.load(layout.roi(1, "streams")).dataobj)
+    label = streams[table.i, table.j, table.k]
+    z, c = table["z"].notna().to_numpy(), table["c"].notna().to_numpy()
+    assert z.sum() >= 50 and c.sum() >= 50  # regions, not a few dots
+    assert (label[z] == 1).mean() > 0.8  # planted early: z
+    assert np.isin(label[c], [5, 6]).mean() > 0.8  # planted ventral and lateral: c
+    # on the cortical surface: the vertices z colours lie at the occipital pole
+    idx = table[["i", "j", "k"]].to_numpy()
+    pial = datasets.load_fsaverage("fsaverage5")["pial"]
+    panel = map_panel(table["z"].to_numpy(), "z", idx, streams.shape, layout, 1)
+    y = np.concatenate([pial.parts["left"].coordinates[:, 1], pial.parts["right"].coordinates[:, 1]])
+    values = np.concatenate([panel.lh, panel.rh])
+    painted = np.isfinite(values)
+    assert painted.sum() > 500
+    assert np.median(y[painted]) < -70  # fsaverage's occipital pole is at y ≈ -100

@@ -74,7 +74,9 @@ def _only_zero(name, value):
 def _multiple_of_8(name, value):
     value = check_number(name, value, low=8, integer=True)
     if value % 8:  # the VAE works on 8 × 8 pixel blocks
-        raise ValueError(f"{name}={value!r} is not valid; allowed: a multiple of 8 (e.g. 512).")
+        raise ValueError(
+            f"{name}={value!r} is not valid; allowed: a multiple of 8 (e.g. 320 or 512)."
+        )
     return value
 
 
@@ -97,6 +99,11 @@ class _Section:
 
 #: The two readings of the paper's z-only control (``reconstruction.z_only``).
 Z_ONLY_CONTROLS = ("denoise_without_c", "vae_decode")
+
+#: The two readings of the unique variance of Figures 7-8 (``encoding.unique_variance``):
+#: the joint model's R² split between its spaces ("split", the captions' "splitting
+#: accuracy values from the combined model"), or R²(joint) − R²(other space alone).
+UNIQUE_VARIANCE_READINGS = ("split", "difference")
 
 
 @dataclass(frozen=True)
@@ -235,10 +242,14 @@ class FeaturesConfig(_Section):
         "unet_pool": _option(("flatten", "mean")),
         "unet_dtype": _option(("float16", "float32")),
         "device": _device,
+        "z_size": _multiple_of_8,
     }
 
     model: str | None = None
     z_posterior: str = "sample"  # seed_code.md §3: a posterior sample
+    # seed_code.md §3: images are resized to 320 px before the VAE (z of 4 × 40 × 40 =
+    # 6,400 values); the paper's robustness check used 448 px (4 × 56 × 56).
+    z_size: int = 320
     batch_size: int = 8
     zc_strengths: tuple = (0.25, 0.5, 0.75)
     # Figure 9: "Progress=20%, 66%, 100%" of the denoising steps run (see
@@ -318,6 +329,8 @@ class EncodingConfig(_Section):
         "q": _number(low=0, high=1, low_open=True, high_open=True),
         "alphas": _ALPHAS,
         "cv": _integer(low=2),
+        "unique_variance": _option(UNIQUE_VARIANCE_READINGS),
+        "seed": _integer(low=0),
     }
 
     enabled: bool = True
@@ -325,6 +338,8 @@ class EncodingConfig(_Section):
     q: float = 0.05
     alphas: tuple = (0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
     cv: int = 5
+    unique_variance: str = "split"  # Figures 7-8: "obtained by splitting accuracy values"
+    seed: int = 0  # the noise added to z for zc (per image) and the folds' shuffle
 
 
 @dataclass(frozen=True)
@@ -339,6 +354,29 @@ class MapsConfig(_Section):
     _checks = {"surfaces": _list_of(_option(("flat", "inflated")), "views", unique=True)}
 
     surfaces: tuple = ("flat", "inflated")
+
+
+@dataclass(frozen=True)
+class FiguresConfig(_Section):
+    """The paper's Figures 3-9 (``brainldm figures RUN`` redraws them).
+
+    ``subject``: the subject of Figures 3 and 6-9 (None: the first of
+    ``data.subjects``; the paper shows subj01). ``n_images``: test images of
+    Figures 3 and 4. ``sample``: which sample of each image is shown (the paper
+    picked the sample most similar to the original, a choice that looks at the
+    stimulus; a fixed sample does not).
+    """
+
+    _section = "figures"
+    _checks = {
+        "subject": _optional(_integer()),
+        "n_images": _integer(),
+        "sample": _integer(low=0),
+    }
+
+    subject: int | None = None
+    n_images: int = 6
+    sample: int = 0
 
 
 @dataclass(frozen=True)
@@ -401,8 +439,20 @@ class RunConfig:
     evaluation: EvaluationConfig = EvaluationConfig()
     encoding: EncodingConfig = EncodingConfig()
     maps: MapsConfig = MapsConfig()
+    figures: FiguresConfig = FiguresConfig()
     report: ReportConfig = ReportConfig()
     scale: ScaleConfig = ScaleConfig()
+
+    def __post_init__(self) -> None:
+        subject, subjects = self.figures.subject, tuple(self.data.subjects)
+        if subject is not None and subject not in subjects:
+            raise ValueError(f"figures.subject = {subject} is not one of data.subjects "
+                             f"{subjects}; give one of them, or None for the first.")  # fmt: skip
+
+    @property
+    def figure_subject(self) -> int:
+        """The subject of Figures 3 and 6-9: ``figures.subject``, else the first of ``data.subjects``."""
+        return self.figures.subject if self.figures.subject is not None else self.data.subjects[0]
 
 
 _SECTIONS = {
@@ -413,6 +463,7 @@ _SECTIONS = {
     "evaluation": EvaluationConfig,
     "encoding": EncodingConfig,
     "maps": MapsConfig,
+    "figures": FiguresConfig,
     "report": ReportConfig,
     "scale": ScaleConfig,
 }

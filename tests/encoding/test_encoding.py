@@ -98,6 +98,40 @@ def test_joint_model_unique_variance_sign():
     assert joint.r2_split[0, :na].mean() > joint.r2_split[1, :na].mean()
 
 
+@pytest.mark.parametrize("reading", ["split", "difference"])
+def test_unique_variance_readings(reading):
+    """"split" is the joint banded model's per-space share of R² (Figures 7-8: "splitting
+    accuracy values from the combined model"); "difference" is R²(joint) − R²(other alone)."""
+    d = _planted(11)
+    an = run_encoding_analyses(
+        {s: d[s][d["ids_tr"]] for s in "AB"}, d["Ytr"], {s: d[s][d["ids_te"]] for s in "AB"},
+        d["Yte"], pairs=[("A", "B")], groups=d["ids_tr"],
+        options=FitOptions(n_components=None), unique_variance=reading,
+    )  # fmt: skip
+    joint, a, b = an.results["A+B"], an.results["A"], an.results["B"]
+    ua, ub = an.unique_variance("A", "A+B"), an.unique_variance("B", "A+B")
+    assert an.unique_reading == reading
+    if reading == "split":
+        np.testing.assert_array_equal(ua, joint.r2_split[0])
+        np.testing.assert_array_equal(ub, joint.r2_split[1])
+        # the shares sum to the joint R² once the test-set mean error is removed (ridge's
+        # r2_score_split), which can only raise it
+        assert np.all(ua + ub >= joint.r2 - 1e-6)
+    else:
+        np.testing.assert_allclose(ua, joint.r2 - b.r2)
+        np.testing.assert_allclose(ub, joint.r2 - a.r2)
+    na, nb, _ = d["n_vox"]
+    assert (ua[:na] > ub[:na]).mean() > 0.9  # planted on A: A's share is larger
+    assert (ub[na : na + nb] > ua[na : na + nb]).mean() > 0.9
+
+
+def test_unique_variance_reading_checked():
+    d = _planted(1)
+    with pytest.raises(ValueError, match="unique_variance.*'ratio'.*split.*difference"):
+        run_encoding_analyses({"A": d["A"][d["ids_tr"]]}, d["Ytr"], {"A": d["A"][d["ids_te"]]},
+                              d["Yte"], singles=["A"], unique_variance="ratio")  # fmt: skip
+
+
 def test_best_layer_recovers_planted_layers():
     rng = np.random.default_rng(3)
     n_img, n_test = 200, 50

@@ -57,9 +57,12 @@ def test_a_stage_key_covers_exactly_what_it_reads(tmp_path):
     # the report section: only the report is redrawn, nothing upstream recomputed
     plan = plan_run(_config(report={"n_gallery_images": 2}), tmp_path)
     assert _actions(plan) == {**{s: "skip" for s in STAGES[:-1]}, "report": "redo"}
-    # the maps section: maps and report are redrawn (drawings, not costly work)
+    # the maps section: maps, figures and report are redrawn (drawings, not costly work)
     plan = plan_run(_config(maps={"surfaces": ("flat",)}), tmp_path)
-    assert [s for s, a in _actions(plan).items() if a != "skip"] == ["maps", "report"]
+    assert [s for s, a in _actions(plan).items() if a != "skip"] == ["maps", "figures", "report"]
+    # the figures section: only the figures and the report
+    plan = plan_run(_config(figures={"n_images": 2}), tmp_path)
+    assert [s for s, a in _actions(plan).items() if a != "skip"] == ["figures", "report"]
 
 
 def test_a_changed_setting_never_removes_finished_work_without_force(tmp_path):
@@ -74,7 +77,7 @@ def test_a_changed_setting_never_removes_finished_work_without_force(tmp_path):
     # --force decode: decode and every finished stage after it that reads it is redone
     plan = plan_run(changed, tmp_path, force=["decode"])
     redone = [s for s, a in _actions(plan).items() if a == "redo"]
-    assert redone == ["decode", "reconstruct", "evaluate", "report"]
+    assert redone == ["decode", "reconstruct", "evaluate", "figures", "report"]
     assert [line.split("/ (")[0] for line in removals(plan, tmp_path)] == [
         str(tmp_path / s) for s in redone]  # fmt: skip
     # encode does not read decode: untouched
@@ -88,7 +91,7 @@ def test_the_sampled_z_makes_the_seed_a_setting_of_features(tmp_path):
         plan_run(_config(features={"z_posterior": "sample"}, reconstruction={"seed": 7}),
                  tmp_path)  # fmt: skip
     assert str(info.value).startswith("stage(s) features ")
-    assert "also redone: decode, reconstruct, evaluate, encode, maps, report" in str(info.value)
+    assert "also redone: decode, reconstruct, evaluate, encode, maps, figures, report" in str(info.value)
     # with the posterior mean, z does not depend on the seed: only reconstruct reads it
     mean_dir = tmp_path / "mean"
     _finish(mean_dir, _config(features={"z_posterior": "mean"}))

@@ -45,7 +45,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     summary = run_demo(out, subjects=args.subjects, progress=not args.quiet, force=args.force,
                        stages=args.stages)  # fmt: skip
-    print(f"demo run in {out} (synthetic NSD, tiny LDM with random weights)")
+    print(f"demo run in {out} (synthetic NSD, tiny LDM trained on synthetic images)")
     _print_summary(summary, out)
     return 0
 
@@ -87,6 +87,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
                            progress=not args.quiet)  # fmt: skip
     print(f"run finished in {out}")
     _print_summary(summary, out)
+    return 0
+
+
+def _cmd_figures(args: argparse.Namespace) -> int:
+    from brainldm.pipeline import redraw_figures
+
+    out = Path(args.run)
+    summary = redraw_figures(out, subject=args.subject, progress=not args.quiet)
+    figures = summary.get("figures", {}).get("figures", {})
+    print(f"{len(figures)} figures redrawn in {out / 'figures'}: {', '.join(figures) or 'none'}")
+    _print_summary(summary, out)
+    return 0
+
+
+def _cmd_seeds(args: argparse.Namespace) -> int:
+    from brainldm.pipeline import run_seed_checks
+
+    out = run_seed_checks(args.run, args.seeds, progress=not args.quiet)
+    print(f"seeds {out['seeds']} compared:")
+    for name, path in out["tables"].items():
+        print(f"  {name}: {path}")
     return 0
 
 
@@ -134,6 +155,7 @@ def _cmd_extract_features(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    from brainldm.config import FeaturesConfig
     from brainldm.features import extract_features
     from brainldm.ldm import load_ldm
     from brainldm.nsd import (
@@ -144,6 +166,8 @@ def _cmd_extract_features(args: argparse.Namespace) -> int:
         load_trials,
     )
 
+    # checked before any work, with the messages of a run config ("features.z_size=...")
+    FeaturesConfig(z_size=args.z_size, z_posterior=args.z_posterior, batch_size=args.batch_size)
     layout = NSDLayout.from_root(args.nsd_root, annotations_dir=args.annotations_dir)
     ids = np.unique(np.concatenate([load_trials(layout, s).nsd_ids for s in args.subjects]))
     ldm = load_ldm(args.model, device=args.device)
@@ -155,6 +179,7 @@ def _cmd_extract_features(args: argparse.Namespace) -> int:
         images=partial(load_stimulus_images, layout),
         captions=partial(load_captions, layout, stim_info=info),
         features=args.features,
+        z_size=args.z_size,
         z_posterior=args.z_posterior,
         batch_size=args.batch_size,
         progress=not args.quiet,
@@ -270,6 +295,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="print the resolved config")
     run.set_defaults(func=_cmd_run)
 
+    figs = sub.add_parser("figures", help="redraw the paper's Figures 3-9 and the report of a "
+                          "finished run (nothing is recomputed)")  # fmt: skip
+    figs.add_argument("run", help="run folder (brainldm run --out / brainldm demo --out)")
+    figs.add_argument("--subject", type=int, default=None,
+                      help="subject of Figures 3 and 6-9 (default: the run's figures.subject)")  # fmt: skip
+    figs.set_defaults(func=_cmd_figures)
+
+    seeds = sub.add_parser("seeds", help="rerun reconstruction and encoding of a finished run "
+                           "with other random seeds and compare (the paper's seed check)")  # fmt: skip
+    seeds.add_argument("run", help="a finished run folder")
+    seeds.add_argument("--seeds", type=_int_list, required=True, help="other seeds, e.g. 1,2")
+    seeds.set_defaults(func=_cmd_seeds)
+
     from brainldm.cli._rate import add_rate_subcommands
 
     add_rate_subcommands(sub)
@@ -305,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     feat.add_argument("--model", required=True, help="SD v1.x diffusers folder or .ckpt")
     feat.add_argument("--out", required=True, help="feature store folder")
     feat.add_argument("--features", type=_str_list, default=["z", "c"])
+    feat.add_argument("--z-size", type=int, default=FeaturesConfig.z_size,
+                      help="image side before the VAE: 320 (the paper's, z of 4 × 40 × 40) "
+                      "or 448 (its robustness check, 4 × 56 × 56)")  # fmt: skip
     feat.add_argument("--z-posterior", default=FeaturesConfig.z_posterior,
                       help="sample (the paper's) or mean")  # fmt: skip
     feat.add_argument("--batch-size", type=int, default=FeaturesConfig.batch_size)

@@ -22,6 +22,7 @@ from brainldm.decoding._decoders import (
     per_image_correlation,
 )
 from brainldm.decoding._latents import TARGETS, DecodedLatents
+from brainldm.decoding._quality import plot_data_quality
 
 __all__ = [
     "fit_decoders",
@@ -29,6 +30,7 @@ __all__ = [
     "DecodedLatents",
     "make_latent_decoder",
     "per_image_correlation",
+    "plot_data_quality",
     "PAPER_ROIS",
     "TARGETS",
 ]

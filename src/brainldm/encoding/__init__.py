@@ -28,6 +28,7 @@ from brainldm.encoding._stats import (
     best_layer,
     correlation_pvalues,
     fdr_significant,
+    map_agreement,
     pearson_r,
     unique_variance,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "pearson_r",
     "correlation_pvalues",
     "fdr_significant",
+    "map_agreement",
     "unique_variance",
     "best_layer",
 ]

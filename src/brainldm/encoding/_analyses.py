@@ -21,7 +21,8 @@ from brainldm._utils import atomic_path, write_json_atomic
 from brainldm.distributed import Execution
 from brainldm.encoding._distribute import fit_models
 from brainldm.encoding._models import PAPER_N_COMPONENTS, EncodingResult, FitOptions
-from brainldm.encoding._stats import best_layer, unique_variance
+from brainldm.encoding._stats import best_layer
+from brainldm.encoding._stats import unique_variance as _unique_variance
 
 
 def fit_encoding_model(
@@ -109,20 +110,26 @@ class EncodingAnalyses:
         One per fitted model (single spaces and joint pairs), by model name:
         the feature set (``"z"``), or ``"{a}+{b}"`` for the joint model of a and b.
     unique : dict of str to ndarray of shape (n_voxels,)
-        Unique variance of a space in a joint model: R² of the joint model minus
-        R² of the model without that space. The key of space a in the joint
-        model a + b is ``"{a}|{a}+{b}"``; :meth:`unique_variance` builds it.
+        Unique variance of a space in a joint model, as ``unique_reading`` says.
+        The key of space a in the joint model a + b is ``"{a}|{a}+{b}"``;
+        :meth:`unique_variance` builds it.
     best_layers : dict of str to ndarray of int, shape (n_voxels,)
         Per layer set (e.g. a denoising step): index into its layer list, -1 if
         no layer is significant.
     layer_names : dict of str to list of str
         The layer list of each layer set.
+    unique_reading : {"split", "difference"}
+        ``"split"``: the share of the joint model's test R² credited to the space
+        (the banded ridge's product-measure split, ``EncodingResult.r2_split``;
+        the shares of a model sum to its R²). ``"difference"``: R² of the joint
+        model minus R² of the model without the space.
     """
 
     results: dict
     unique: dict
     best_layers: dict
     layer_names: dict
+    unique_reading: str = "difference"
 
     def unique_variance(self, space: str, model: str | tuple[str, str]) -> np.ndarray:
         """Return the unique variance of ``space`` in the joint model ``model``.
@@ -137,7 +144,8 @@ class EncodingAnalyses:
         Returns
         -------
         unique : ndarray of shape (n_voxels,)
-            R²(model) − R²(model without ``space``).
+            The split of the model's R² credited to ``space``, or R²(model) −
+            R²(model without ``space``) (``unique_reading``).
         """
         name = model if isinstance(model, str) else "+".join(model)
         key = f"{space}|{name}"
@@ -181,6 +189,7 @@ class EncodingAnalyses:
         write_json_atomic(folder / _INDEX, {
             "models": list(self.results), "unique": unique_keys,
             "best_layers": list(self.best_layers), "layer_names": self.layer_names,
+            "unique_reading": self.unique_reading,
         })  # fmt: skip
         return folder
 
@@ -205,7 +214,8 @@ class EncodingAnalyses:
         with np.load(_existing(folder / _BEST)) as data:
             best_layers = {key: data[key] for key in index["best_layers"]}
         return cls(results=results, unique=unique, best_layers=best_layers,
-                   layer_names={k: list(v) for k, v in index["layer_names"].items()})
+                   layer_names={k: list(v) for k, v in index["layer_names"].items()},
+                   unique_reading=index.get("unique_reading", "difference"))  # fmt: skip
 
 
 def _save_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
@@ -235,6 +245,7 @@ def run_encoding_analyses(
     groups: np.ndarray | None = None,
     options: FitOptions | None = None,
     execution: Execution | str | None = None,
+    unique_variance: str = "split",
 ) -> EncodingAnalyses:
     """Run the paper's encoding analyses (§3.5; Figures 6-9), in this process or on Ray.
 
@@ -259,8 +270,8 @@ def run_encoding_analyses(
     singles : sequence of str
         (i) One model per feature set (z, c, zc, ...).
     pairs : sequence of (str, str)
-        (ii)/(iii) Joint models a + b (z with zc at each noise level or step);
-        the unique variance of each space is R²(a + b) − R²(the other alone).
+        (ii)/(iii) Joint models a + b (z with zc at each noise level or step),
+        and the unique variance of each space in them (``unique_variance``).
     layer_sets : mapping of str to sequence of str, optional
         (iv) For each step, the U-Net layers' feature sets; one model per layer
         and the best layer per voxel among significant models.
@@ -273,11 +284,20 @@ def run_encoding_analyses(
         Where the fits run and ``voxel_batch_size``, the voxels per ridge fit
         and work item (see :func:`fit_encoding_model`). Default: this process,
         blocks of :func:`~brainldm.encoding.default_voxel_batch_size` voxels.
+    unique_variance : {"split", "difference"}
+        ``"split"`` (the paper's Figures 7-8, "obtained by splitting accuracy
+        values from the combined model"): the share of the joint model's R²
+        that its banded ridge credits to each space. ``"difference"``: R²(a + b)
+        − R²(the other space alone), from the separately fitted single models.
 
     Returns
     -------
     analyses : EncodingAnalyses
     """
+    from brainldm._utils import check_option
+    from brainldm.config import UNIQUE_VARIANCE_READINGS
+
+    check_option("unique_variance", unique_variance, UNIQUE_VARIANCE_READINGS)
     layer_sets = dict(layer_sets or {})
     needed = set(singles) | {n for pair in pairs for n in pair}
     needed |= {n for names in layer_sets.values() for n in names}
@@ -307,8 +327,12 @@ def run_encoding_analyses(
     unique = {}
     for a, b in pairs:
         joint = results[f"{a}+{b}"]
-        unique[f"{a}|{a}+{b}"] = unique_variance(joint.r2, results[b].r2)
-        unique[f"{b}|{a}+{b}"] = unique_variance(joint.r2, results[a].r2)
+        for space, other in ((a, b), (b, a)):
+            if unique_variance == "split":
+                share = joint.r2_split[joint.spaces.index(space)]
+                unique[f"{space}|{a}+{b}"] = np.asarray(share, dtype=np.float64)
+            else:
+                unique[f"{space}|{a}+{b}"] = _unique_variance(joint.r2, results[other].r2)
     best_layers = {}
     for label, names in layer_sets.items():
         fitted = [results[n] for n in names]
@@ -320,4 +344,5 @@ def run_encoding_analyses(
         unique=unique,
         best_layers=best_layers,
         layer_names={k: list(v) for k, v in layer_sets.items()},
+        unique_reading=unique_variance,
     )

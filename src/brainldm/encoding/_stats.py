@@ -108,3 +108,31 @@ def best_layer(accuracy: np.ndarray, significant: np.ndarray) -> np.ndarray:
     best = np.argmax(acc, axis=0)
     best[~np.asarray(significant).any(axis=0)] = -1
     return best
+
+
+def map_agreement(r_a: np.ndarray, significant_a: np.ndarray, r_b: np.ndarray,
+                  significant_b: np.ndarray) -> dict:  # fmt: skip
+    """How alike two accuracy maps of one model are (e.g. fitted with two random seeds).
+
+    Parameters
+    ----------
+    r_a, r_b : ndarray of shape (n_voxels,)
+        Test accuracy of each voxel.
+    significant_a, significant_b : ndarray of bool, shape (n_voxels,)
+
+    Returns
+    -------
+    agreement : dict
+        ``r_correlation`` (Pearson r between the two maps over all voxels),
+        ``dice`` (2|A ∩ B| / (|A| + |B|) of the significant sets; NaN when
+        both are empty), ``n_significant_a``, ``n_significant_b``.
+    """
+    r_a, r_b = np.asarray(r_a, dtype=np.float64), np.asarray(r_b, dtype=np.float64)
+    a, b = np.asarray(significant_a, dtype=bool), np.asarray(significant_b, dtype=bool)
+    if not (r_a.shape == r_b.shape == a.shape == b.shape):
+        raise ValueError(f"the maps differ in shape: {r_a.shape}, {r_b.shape}, {a.shape}, "
+                         f"{b.shape}.")  # fmt: skip
+    corr = float(np.corrcoef(r_a, r_b)[0, 1]) if r_a.std() > 0 and r_b.std() > 0 else float("nan")
+    total = int(a.sum() + b.sum())
+    return {"r_correlation": corr, "dice": 2 * int((a & b).sum()) / total if total else float("nan"),
+            "n_significant_a": int(a.sum()), "n_significant_b": int(b.sum())}  # fmt: skip

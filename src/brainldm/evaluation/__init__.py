@@ -52,6 +52,7 @@ from brainldm.evaluation._stats import (
     bootstrap_ci,
     compare_conditions,
     save_table,
+    seed_spread,
     summarize,
 )
 from brainldm.evaluation._suite import (
@@ -103,6 +104,7 @@ __all__ = [
     "INDEX_COLUMNS",
     # Statistics.
     "summarize",
+    "seed_spread",
     "bootstrap_ci",
     "compare_conditions",
     "adjust_pvalues",

@@ -297,3 +297,37 @@ def compare_conditions(
     table["p_adjusted"] = adjust_pvalues(table["p_value"].to_numpy(), correction)
     table["correction"] = correction
     return table
+
+
+def seed_spread(summaries):
+    """How much the pooled scores move between runs that differ only in their random seed.
+
+    Parameters
+    ----------
+    summaries : mapping of int to pandas.DataFrame
+        Seed → a :func:`summarize` table (``subject, condition, metric, mean``)
+        of one run with that seed.
+
+    Returns
+    -------
+    spread : pandas.DataFrame
+        One row per (condition, metric) of the pooled rows (or of the only
+        subject's): ``mean_seed{s}`` per seed, then ``mean``, ``sd`` (ddof 1)
+        and ``range`` (max − min) across seeds.
+    """
+    import pandas as pd
+
+    if len(summaries) < 2:
+        raise ValueError(f"seed_spread needs runs of at least two seeds, got {list(summaries)}.")
+    columns = {}
+    for seed, table in summaries.items():
+        labels = set(table["subject"].astype(str))
+        label = "pooled" if "pooled" in labels else sorted(labels)[0]
+        rows = table[table["subject"].astype(str) == label]
+        columns[f"mean_seed{seed}"] = rows.set_index(["condition", "metric"])["mean"]
+    wide = pd.DataFrame(columns)
+    values = wide.to_numpy(dtype=float)
+    wide["mean"] = values.mean(axis=1)
+    wide["sd"] = values.std(axis=1, ddof=1)
+    wide["range"] = values.max(axis=1) - values.min(axis=1)
+    return wide.reset_index()

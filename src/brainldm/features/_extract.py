@@ -141,9 +141,10 @@ def latents_to_init_latents(
 ):
     """The paper's bridge from a decoded z to the sampler: 𝒟(z) → uint8 → resize → ℰ.
 
-    z (n, 4, 40, 40) is decoded to a 320-px image, quantised to uint8 and resized
-    to ``size`` px (PIL bicubic, as the seed code), then re-encoded, giving the
-    (n, 4, 64, 64) latent that img2img starts from (seed_code.md §5).
+    z (n, 4, 40, 40) is decoded to a 320-px image (any z of side h: 8h px), quantised
+    to uint8 and resized to ``size`` px (PIL bicubic, as the seed code), then
+    re-encoded, giving the (n, 4, 64, 64) latent that img2img starts from
+    (seed_code.md §5).
 
     Returns
     -------
@@ -245,8 +246,9 @@ def encode_zc(
     Parameters
     ----------
     ldm : LatentDiffusion
-    image_latents : ndarray of shape (n_images, 4, 40, 40)
-        z, as from :func:`encode_image_latents`.
+    image_latents : ndarray of shape (n_images, 4, h, w)
+        z, as from :func:`encode_image_latents` (4 × 40 × 40 at 320 px); its
+        decoded image is resized to ``image_size`` whatever its size.
     text_embeddings : ndarray of shape (n_images, 77, d)
         c, as from :func:`encode_text_embeddings`.
     strength : float in (0, 1]

@@ -130,7 +130,7 @@ def run_feature_extraction(
     images: np.ndarray | Callable | None = None,
     captions: Sequence[Sequence[str]] | Callable | None = None,
     features: Sequence[str] = ("z", "c"),
-    z_size: int = 320,
+    z_size: int = FeaturesConfig.z_size,
     z_posterior: str = FeaturesConfig.z_posterior,
     seed: int = 42,
     batch_size: int = 8,

@@ -630,7 +630,7 @@ def extract_features(
     images: Callable[[np.ndarray], np.ndarray] | None = None,
     captions: Callable[[np.ndarray], list[list[str]]] | None = None,
     features: Sequence[str] = ("z", "c"),
-    z_size: int = 320,
+    z_size: int = FeaturesConfig.z_size,
     z_posterior: str = FeaturesConfig.z_posterior,
     seed: int = 42,
     batch_size: int = 8,
@@ -651,8 +651,9 @@ def extract_features(
         ``captions(ids) -> list of list of str``; needed for ``"c"``.
     features : sequence of {"z", "c"}
     z_size, z_posterior
-        See :func:`encode_image_latents`. ``z_posterior`` defaults to the paper's
-        (``FeaturesConfig.z_posterior``, a posterior sample). With ``"sample"``, each
+        See :func:`encode_image_latents`. Both default to the paper's: 320 px
+        (``FeaturesConfig.z_size``; z of 4 × z_size/8 × z_size/8) and a posterior
+        sample (``FeaturesConfig.z_posterior``). With ``"sample"``, each
         image's seed is derived from (``seed``, nsd_id), so the store does not depend
         on batching.
     seed : int

@@ -372,14 +372,26 @@ TINY_TEXT_CONFIG = {
 }
 
 
-def make_tiny_ldm(seed: int = 0) -> LatentDiffusion:
+def make_tiny_ldm(
+    seed: int = 0, unet: dict | None = None, vae: dict | None = None
+) -> LatentDiffusion:
     """A tiny random Stable Diffusion (for tests and the demo), fully offline.
 
     Same structure and shapes of z as SD v1.x: a 320-px image gives a 4 × 40 × 40
     latent, a 512-px one 4 × 64 × 64; c is 77 × 32 instead of 77 × 768.
+
+    Parameters
+    ----------
+    seed : int
+    unet, vae : dict, optional
+        Overrides of :data:`TINY_UNET_CONFIG` / :data:`TINY_VAE_CONFIG`.
     """
+    unet_config, vae_config = (
+        {**TINY_UNET_CONFIG, **(unet or {})},
+        {**TINY_VAE_CONFIG, **(vae or {})},
+    )
     return _random_ldm(
-        TINY_UNET_CONFIG, TINY_VAE_CONFIG, TINY_TEXT_CONFIG, seed, f"tiny random (seed {seed})"
+        unet_config, vae_config, TINY_TEXT_CONFIG, seed, f"tiny random (seed {seed})"
     )
 
 

@@ -2,13 +2,21 @@
 
 from brainldm.maps._maps import (
     FSAVERAGE5_VERTICES,
+    MapPanel,
     draw_map,
+    map_panel,
     mask_volume,
+    on_surface,
+    plot_map_rows,
     plot_surface,
+    plot_surface_rows,
     plot_volume_mosaic,
+    plot_volume_rows,
     save_figure,
+    subject_meshes,
     unmask,
     volume_to_fsaverage,
+    volume_to_native,
 )
 
 __all__ = [
@@ -16,6 +24,14 @@ __all__ = [
     "unmask",
     "mask_volume",
     "volume_to_fsaverage",
+    "volume_to_native",
+    "subject_meshes",
+    "on_surface",
+    "MapPanel",
+    "map_panel",
+    "plot_map_rows",
+    "plot_surface_rows",
+    "plot_volume_rows",
     "plot_surface",
     "plot_volume_mosaic",
     "save_figure",

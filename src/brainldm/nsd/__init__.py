@@ -23,6 +23,12 @@ from brainldm.nsd._layout import (
     NSDLayout,
     resolve_nsd_root,
 )
+from brainldm.nsd._ncsnr import (
+    NSD_MIN_REPEATS,
+    load_ncsnr,
+    median_ncsnr,
+    noise_ceiling_snr,
+)
 from brainldm.nsd._prepare import (
     StoredBetas,
     SubjectSplit,
@@ -42,6 +48,13 @@ from brainldm.nsd._rois import (
     voxel_set_name,
 )
 from brainldm.nsd._stimuli import check_stimulus_inputs, load_captions, load_stimulus_images
+from brainldm.nsd._surfaces import (
+    SurfaceMesh,
+    has_subject_surfaces,
+    load_subject_sulc,
+    load_subject_surface,
+    read_patch,
+)
 from brainldm.nsd._trials import (
     SPLIT_PRESETS,
     SplitPreset,
@@ -88,6 +101,16 @@ __all__ = [
     "betas_file_shape",
     "load_betas",
     "zscore_rows_inplace",
+    # data quality
+    "NSD_MIN_REPEATS",
+    "load_ncsnr",
+    "median_ncsnr",
+    "noise_ceiling_snr",
+    "SurfaceMesh",
+    "has_subject_surfaces",
+    "load_subject_surface",
+    "load_subject_sulc",
+    "read_patch",
     # split
     "split_shared",
     "average_repeats",

@@ -34,6 +34,8 @@ _TEMPLATES: dict[str, tuple[str, str]] = {
     "ctab": ("nsddata/freesurfer/fsaverage/label/{atlas}.mgz.ctab", "nsddata"),
     "fsaverage_roi": ("nsddata/freesurfer/fsaverage/label/{hemi}.{atlas}.mgz", "nsddata"),
     "transform": ("nsddata/ppdata/subj{subject:02d}/transforms/{name}.mgz", "nsddata"),
+    # The subject's own FreeSurfer surfaces: {hemi}.inflated, {hemi}.full.flat.patch.3d, ...
+    "surface": ("nsddata/freesurfer/subj{subject:02d}/surf/{name}", "nsddata"),
     "stimuli": ("nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5", "nsddata_stimuli"),
     "betas_hdf5": (
         "nsddata_betas/ppdata/subj{subject:02d}/func1pt8mm/{beta_type}/"
@@ -48,6 +50,15 @@ _TEMPLATES: dict[str, tuple[str, str]] = {
     "betas_fsaverage": (
         "nsddata_betas/ppdata/subj{subject:02d}/fsaverage/{beta_type}/"
         "{hemi}.betas_session{session:02d}.mgh",
+        "nsddata_betas",
+    ),
+    # Noise-ceiling SNR of each voxel (vertex), beside the betas it was computed from.
+    "ncsnr_volume": (
+        "nsddata_betas/ppdata/subj{subject:02d}/func1pt8mm/{beta_type}/ncsnr.nii.gz",
+        "nsddata_betas",
+    ),
+    "ncsnr_fsaverage": (
+        "nsddata_betas/ppdata/subj{subject:02d}/fsaverage/{beta_type}/{hemi}.ncsnr.mgh",
         "nsddata_betas",
     ),
 }
@@ -178,6 +189,10 @@ class NSDLayout:
         """NSD transform ``transforms/{name}.mgz``, e.g. ``lh.func1pt8-to-layerB2``."""
         return self._path("transform", subject=subject, name=name)
 
+    def surface(self, subject: int, name: str) -> Path:
+        """The subject's FreeSurfer file ``surf/{name}``, e.g. ``lh.inflated``, ``lh.full.flat.patch.3d``."""
+        return self._path("surface", subject=subject, name=name)
+
     def stimuli(self) -> Path:
         """``nsd_stimuli.hdf5`` with dataset ``imgBrick`` (n_images, H, W, 3) uint8."""
         return self._path("stimuli")
@@ -195,6 +210,19 @@ class NSDLayout:
             check_option("hemi", hemi, HEMISPHERES)
             return self._path("betas_fsaverage", subject=subject, session=session, hemi=hemi)
         return self._path(f"betas_{fmt}", subject=subject, session=session)
+
+    def ncsnr(self, subject: int, fmt: str = "hdf5", hemi: str = "lh") -> Path:
+        """Noise-ceiling SNR beside the betas of ``fmt``: ``ncsnr.nii.gz`` or ``{hemi}.ncsnr.mgh``.
+
+        The HDF5 and NIfTI betas share the func1pt8mm ``ncsnr.nii.gz``.
+        """
+        from brainldm._utils import check_option
+
+        check_option("fmt", fmt, BETA_FORMATS)
+        if fmt == "fsaverage":
+            check_option("hemi", hemi, HEMISPHERES)
+            return self._path("ncsnr_fsaverage", subject=subject, hemi=hemi)
+        return self._path("ncsnr_volume", subject=subject)
 
     # -- discovery --------------------------------------------------------------
     def subjects(self) -> list[int]:

@@ -13,8 +13,10 @@ same code into arrays in memory.
 File format (version 2): an HDF5 file with ``train_nsd_ids``, ``test_nsd_ids``,
 ``test_n_repeats``, ``affine`` and, per voxel set, ``rois/{name}/train_betas``,
 ``rois/{name}/test_betas`` (float32, chunked (64 rows, 1024 voxels) for
-reading blocks of voxel columns) and ``rois/{name}/voxel_indices``; settings
-in the JSON sidecar ``{file}.json``. Version-1 files (unchunked) load too.
+reading blocks of voxel columns), ``rois/{name}/voxel_indices`` and, when NSD's
+``ncsnr`` file was there, ``rois/{name}/ncsnr`` (each voxel's noise-ceiling SNR;
+files without it load with the data quality absent); settings in the JSON
+sidecar ``{file}.json``. Version-1 files (unchunked) load too.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from brainldm._utils import check_option
 from brainldm.nsd._betas import betas_file_shape, check_session_trials, load_betas
 from brainldm.nsd._design import load_expdesign
 from brainldm.nsd._layout import BETA_FORMATS, NSDLayout
+from brainldm.nsd._ncsnr import load_ncsnr, median_ncsnr
 from brainldm.nsd._rois import (
     VoxelSet,
     fsaverage_voxel_set,
@@ -169,6 +172,11 @@ class SubjectSplit:
     voxel_sets : tuple
         The voxel set behind each name in ``rois``, as given: a str (label,
         ``"brain"``, ``"nsdgeneral"`` or mask file) or a tuple of label names.
+    ncsnr : dict of str to ndarray of float32, shape (n_voxels,)
+        Data quality: NSD's noise-ceiling SNR of each voxel of a set (columns as
+        ``voxel_indices``), from ``ncsnr.nii.gz`` (``{lh,rh}.ncsnr.mgh`` for
+        fsaverage). Empty when that file was not on disk (older downloads lack
+        it): absent, not an error. See :meth:`median_ncsnr`.
     """
 
     subject: int
@@ -187,6 +195,11 @@ class SubjectSplit:
     volume_shape: tuple[int, ...]
     meta: dict = field(default_factory=dict)
     voxel_sets: tuple = ()
+    ncsnr: dict = field(default_factory=dict)
+
+    def median_ncsnr(self, roi: str) -> float | None:
+        """Median noise-ceiling SNR of the voxels of ``roi``; None when it was not recorded."""
+        return median_ncsnr(self.ncsnr.get(roi))
 
     def summary(self) -> str:
         """Describe the split in a line: sessions, trial and image counts, voxels per set."""
@@ -224,6 +237,7 @@ class SubjectSplit:
             "split": self.split,
             "order": self.order,
             "volume_shape": list(self.volume_shape),
+            "median_ncsnr": {r: self.median_ncsnr(r) for r in self.rois},
             **self.meta,
         }
 
@@ -294,6 +308,7 @@ class SubjectSplit:
                 volume_shape=tuple(meta["volume_shape"]),
                 meta={k: meta[k] for k in ("fmt", "zscore", "package_version") if k in meta},
                 voxel_sets=specs,
+                ncsnr={r: f[f"rois/{r}/ncsnr"][()] for r in rois if f"rois/{r}/ncsnr" in f},
             )
 
 
@@ -336,6 +351,8 @@ def _write_split(f, split: SubjectSplit, train_written: bool = False) -> None:
             _write_betas(g, "train_betas", split.train_betas[name], f"train_betas[{name!r}]")
         _write_betas(g, "test_betas", split.test_betas[name], f"test_betas[{name!r}]")
         g["voxel_indices"] = split.voxel_indices[name]
+        if name in split.ncsnr:
+            g["ncsnr"] = np.asarray(split.ncsnr[name], dtype=np.float32)
 
 
 def _voxel_sets(rois: VoxelSet | Sequence[VoxelSet]) -> tuple[tuple, tuple[str, ...]]:
@@ -365,12 +382,29 @@ def _fsaverage_vertices(layout: NSDLayout, subject: int, session: int) -> tuple[
     )
 
 
+def _roi_ncsnr(layout: NSDLayout, subject: int, fmt: str, masks: dict) -> dict:
+    """Each voxel set's ncsnr (name → (n_voxels,)); {} when NSD's ncsnr file is not there."""
+    try:
+        values = load_ncsnr(layout, subject, fmt)
+    except FileNotFoundError as err:
+        logger.info("subject %d: no noise-ceiling SNR recorded (%s)", subject, err)
+        return {}
+    grid = next(iter(masks.values())).mask.shape
+    if values.shape != grid:
+        raise ValueError(
+            f"the noise-ceiling SNR {str(layout.ncsnr(subject, fmt))!r} has shape "
+            f"{values.shape}, but subject {subject}'s voxel sets have {grid}."
+        )
+    return {name: values[m.mask].astype(np.float32) for name, m in masks.items()}
+
+
 def _checked_inputs(layout, subject, specs, atlas, split, sessions, fmt):
     """Check every file a split reads, from headers; return what the split needs.
 
-    Returns ``(subject, sessions, design, trials, masks)`` with ``masks`` a dict
-    of voxel-set name to :class:`VolumeMask`; raises naming the file or setting
-    at fault before any beta is read.
+    Returns ``(subject, sessions, design, trials, masks, ncsnr)`` with ``masks`` a
+    dict of voxel-set name to :class:`VolumeMask` and ``ncsnr`` one of name to
+    each voxel's noise-ceiling SNR (empty without NSD's file); raises naming the
+    file or setting at fault before any beta is read.
     """
     check_option("fmt", fmt, BETA_FORMATS)
     subject = check_subject(layout, subject)
@@ -399,7 +433,7 @@ def _checked_inputs(layout, subject, specs, atlas, split, sessions, fmt):
         for hemi, grid in grids.items():
             path = layout.betas(subject, session, fmt, hemi)
             check_session_trials(layout, path, fmt, n_expected, grid)
-    return subject, chosen, design, trials, masks
+    return subject, chosen, design, trials, masks, _roi_ncsnr(layout, subject, fmt, masks)
 
 
 def check_split_inputs(
@@ -415,7 +449,8 @@ def check_split_inputs(
 
     Reads the design, the trial table and the voxel-set masks, and the header of
     every beta file (it opens, holds a ``betas`` array on the mask grid, with as
-    many trials as ``responses.tsv`` lists for its session). Parameters as
+    many trials as ``responses.tsv`` lists for its session), and NSD's ncsnr
+    file when it is there (one value per voxel). Parameters as
     :func:`split_subject`.
 
     Raises
@@ -453,7 +488,7 @@ def _split_into(
 
     check_option("order", order, ROW_ORDERS)
     specs, names = _voxel_sets(rois)
-    subject, chosen, design, trials, masks = _checked_inputs(
+    subject, chosen, design, trials, masks, ncsnr = _checked_inputs(
         layout, subject, specs, atlas, split, sessions, fmt
     )
     is_test = split_shared(trials.nsd_ids, design.shared_nsd_ids)
@@ -508,6 +543,7 @@ def _split_into(
         volume_shape=tuple(int(s) for s in first.mask.shape),
         meta={"fmt": fmt, "zscore": bool(zscore), "package_version": __version__},
         voxel_sets=specs,
+        ncsnr=ncsnr,
     )
     logger.info("%s", result.summary())
     return result
@@ -591,6 +627,8 @@ def split_subject(
     Returns
     -------
     split : SubjectSplit
+        With each voxel set's ncsnr (:attr:`SubjectSplit.ncsnr`) when NSD's
+        ``ncsnr`` file is on disk.
     """
     return _split_into(
         layout, subject, rois, atlas, split, sessions, fmt, zscore, order, progress,

@@ -7,6 +7,8 @@ which stages a run will skip, resume or redo.
 
 from brainldm.pipeline._context import RunContext
 from brainldm.pipeline._demo import DEMO_DATA, run_demo, write_demo_nsd
+from brainldm.pipeline._figures import draw_figures, redraw_figures
+from brainldm.pipeline._seeds import run_seed_checks
 from brainldm.pipeline._layout import RunLayout
 from brainldm.pipeline._report import Report, refresh_report, write_report
 from brainldm.pipeline._resume import StaleStageError, StepPlan, plan_run, removals
@@ -27,6 +29,9 @@ __all__ = [
     "Report",
     "write_report",
     "refresh_report",
+    "draw_figures",
+    "redraw_figures",
+    "run_seed_checks",
     "run_demo",
     "write_demo_nsd",
     "DEMO_DATA",

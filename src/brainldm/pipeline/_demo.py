@@ -1,4 +1,9 @@
-"""The embedded demo: a synthetic NSD whose voxels respond to a tiny LDM's own z and c."""
+"""The embedded demo: a synthetic NSD whose voxels respond to a tiny LDM's own z and c.
+
+The tiny LDM is trained once on synthetic stimuli (``scripts/train_demo_ldm.py``,
+:func:`brainldm.testing.train_demo_ldm`) and ships with the package; the demo
+loads it and fits nothing at run time.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +21,10 @@ DEMO_DATA = dict(
     n_sessions=3,
     n_trials_per_session=45,
     n_shared=20,
-    volume_shape=(14, 16, 12),
+    volume_shape=(22, 27, 21),  # 7.3 mm voxels: 4,377 brain voxels, 3,655 of them cortex
+    cortex="fsaverage5",  # real cortex, so that the maps show the planted regions
     image_size=96,
-    n_native_vertices=600,
+    n_native_vertices=None,  # fsaverage5's own
     n_fsaverage_vertices=None,
     formats=("hdf5",),
     noise_std=0.5,
@@ -26,8 +32,9 @@ DEMO_DATA = dict(
 )
 
 
-#: How the demo's tiny LDM is fitted to the synthetic stimuli before the voxels are
-#: planted (:func:`brainldm.testing.fit_tiny_ldm`): about a minute on 2 CPU cores.
+#: How :func:`write_demo_nsd` fits an LDM to the demo's stimuli with ``fit=True``
+#: (:func:`brainldm.testing.fit_tiny_ldm`, about a minute on 2 CPU cores); the demo
+#: itself uses the shipped, trained model instead.
 DEMO_FIT = dict(image_size=64, vae_steps=150, unet_steps=250, batch_size=8, seed=0)
 
 
@@ -45,7 +52,7 @@ def _principal_components(F: np.ndarray, k: int) -> np.ndarray:
 
 
 def write_demo_nsd(
-    root: str | os.PathLike, ldm, subjects=(1, 2), random_state: int = 0, fit: bool = True
+    root: str | os.PathLike, ldm, subjects=(1, 2), random_state: int = 0, fit: bool = False
 ):
     """Write the demo's synthetic NSD: early voxels respond to z, ventral ones to c of ``ldm``.
 
@@ -53,11 +60,13 @@ def write_demo_nsd(
     ----------
     root : path-like
     ldm : LatentDiffusion
-        The tiny LDM. With ``fit``, it is first fitted in place to the stimuli
-        (:data:`DEMO_FIT`): a random one makes noise of any z and c.
+        The tiny LDM: the shipped one (:func:`brainldm.testing.load_demo_ldm`), or
+        a random one with ``fit``.
     subjects : sequence of int
     random_state : int
     fit : bool
+        Fit ``ldm`` in place to the stimuli first (:data:`DEMO_FIT`): a random LDM
+        makes noise of any z and c.
 
     Returns
     -------
@@ -95,12 +104,13 @@ def run_demo(
     force=(),
     stages=None,
 ) -> dict:
-    """Run every stage on the embedded synthetic default; weights are random.
+    """Run every stage on the embedded synthetic NSD with the shipped tiny LDM.
 
     Parameters
     ----------
     out_dir : path-like
-        Gets ``nsd/`` (the synthetic NSD), ``model/`` (the tiny LDM) and the stages.
+        Gets ``nsd/`` (the synthetic NSD), ``model/`` (a copy of the tiny LDM's
+        weights, :data:`brainldm.testing.DEMO_LDM_DIR`) and the stages.
     subjects : sequence of int
     progress : bool
     force : sequence of str
@@ -114,19 +124,20 @@ def run_demo(
         As :func:`run_pipeline`.
     """
     from brainldm.config import make_run_config
-    from brainldm.ldm import load_ldm, make_tiny_ldm, save_ldm
+    from brainldm.ldm import load_ldm
     from brainldm.nsd import NSDLayout
     from brainldm.pipeline._run import STAGES, run_pipeline
+    from brainldm.testing import DEMO_LDM_DIR, load_demo_ldm
 
     out_dir = Path(out_dir).resolve()  # absolute: features.model is a setting of features
     model_dir, nsd_root = out_dir / "model", out_dir / "nsd"
     if not model_dir.exists():  # written last, by a rename: the data are complete
         shutil.rmtree(nsd_root, ignore_errors=True)
-        ldm = make_tiny_ldm(seed=0)
-        write_demo_nsd(nsd_root, ldm, subjects)  # fits the LDM to the stimuli first
+        write_demo_nsd(nsd_root, load_demo_ldm(), subjects)
         tmp = out_dir / ".tmp-model"
         shutil.rmtree(tmp, ignore_errors=True)
-        os.replace(save_ldm(ldm, tmp), model_dir)
+        shutil.copytree(DEMO_LDM_DIR, tmp)  # the run keeps the weights it used
+        os.replace(tmp, model_dir)
     ldm = load_ldm(model_dir)
     config = make_run_config(
         "demo",

@@ -14,6 +14,8 @@ A run folder::
     encode/features/<name>/         zc and U-Net feature stores (the encode stage's)
     encode/subjNN/                  EncodingAnalyses, voxels.npz, accuracy volumes
     maps/subjNN/                    cortical maps (PNG)
+    figures/                        the paper's Figures 3-9 (PNG, SVG, CSV)
+    seeds/seedN/                    reruns with other seeds; seeds/*.csv their agreement
     report/report.html              the report (and summary.json)
 """
 
@@ -115,6 +117,18 @@ class RunLayout:
 
     def maps(self, subject: int) -> Path:
         return self.stage_dir("maps") / self.subject_name(subject)
+
+    def figures(self) -> Path:
+        """The paper's Figures 3-9: ``figureN.png``, ``.svg`` and ``.csv``."""
+        return self.stage_dir("figures")
+
+    def seed_checks(self) -> Path:
+        """Reruns with other random seeds (``brainldm seeds``) and their agreement tables."""
+        return self.root / "seeds"
+
+    def seed_run(self, seed: int) -> Path:
+        """The run folder of one other seed (its prepare, features and decode link to this run's)."""
+        return self.seed_checks() / f"seed{int(seed)}"
 
     def report(self) -> Path:
         return self.stage_dir("report") / "report.html"

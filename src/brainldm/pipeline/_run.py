@@ -1,7 +1,7 @@
 """The whole analysis as resumable stages, from prepare to report.
 
 The stages: prepare → features → decode → reconstruct → evaluate → encode →
-maps → report.
+maps → figures → report.
 
 Each stage writes into ``out_dir/<stage>/`` and, when it has finished, a
 ``.done.json`` marker holding its key, the settings it read and its outputs
@@ -63,7 +63,7 @@ def run_pipeline(
         them). Without it, a stage that finished with other settings is kept
         and the run stops with an error naming the changed settings.
     demo : bool
-        Marks a demo run (random weights) in the report.
+        Marks a demo run (synthetic data, tiny LDM) in the report.
     progress : bool
 
     Returns

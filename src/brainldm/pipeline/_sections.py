@@ -63,10 +63,12 @@ _PROTOCOL_TITLES = {
 
 _DEMO_NOTE = (
     "<p class='note'><b>Demo run.</b> The NSD here is synthetic and the latent "
-    "diffusion model is tiny (about 2 M parameters, not Stable Diffusion), with "
-    "<b>random weights</b> fitted for about a minute to the synthetic images: the "
-    "images show that every stage runs and carries the planted signal, not what the "
-    "method achieves. To run on real data, write a config "
+    "diffusion model is tiny (about 3 M parameters, not Stable Diffusion), "
+    "<b>trained only on synthetic images</b> of a coloured shape on a textured "
+    "background (<code>scripts/train_demo_ldm.py</code>; its text encoder keeps random "
+    "weights). The images show that every stage runs and carries the planted signal "
+    "through a working latent diffusion model, not what the method achieves on real "
+    "brains and photographs. To run on real data, write a config "
     'with <code>[data] nsd_root = "/path/to/nsd"</code> and <code>[features] model = '
     '"/path/to/sd-v1-4.ckpt"</code> (or a diffusers folder), then '
     "<code>brainldm run config.toml</code>.</p>"
@@ -111,6 +113,32 @@ def _decoding(report: Report, inputs: ReportInputs) -> None:
                      [[RunLayout.subject_name(s), f"{v['per_image_r']['image_latents']:.3f}",
                        f"{v['per_image_r']['text_embeddings']:.3f}"]
                       for s, v in decode.items()])  # fmt: skip
+    _data_quality(report, inputs, decode)
+
+
+def _data_quality(report: Report, inputs: ReportInputs, decode: dict) -> None:
+    """Decoding accuracy against data quality: each subject's median ncsnr of each ROI."""
+    from brainldm.pipeline._stages import DATA_QUALITY_FIGURE
+
+    def ncsnr(v, target):
+        value = v.get("median_ncsnr", {}).get(target)
+        return "not recorded" if value is None else f"{value:.3f}"
+
+    report.add_section("Decoding accuracy against data quality", level=3)
+    report.add_text("The paper relates each subject's decoding accuracy to the quality of "
+                    "its data: here NSD's noise-ceiling SNR (ncsnr.nii.gz beside the betas), "
+                    "median over the voxels of each ROI. 'not recorded': the file was not "
+                    "on disk when the subject's data were prepared.")  # fmt: skip
+    report.add_table(["subject", "median ncsnr (z ROI)", "z decoding r",
+                      "median ncsnr (c ROI)", "c decoding r"],
+                     [[RunLayout.subject_name(s), ncsnr(v, "image_latents"),
+                       f"{v['per_image_r']['image_latents']:.3f}", ncsnr(v, "text_embeddings"),
+                       f"{v['per_image_r']['text_embeddings']:.3f}"]
+                      for s, v in decode.items()])  # fmt: skip
+    figure = inputs.run.stage_dir("decode") / DATA_QUALITY_FIGURE
+    if figure.exists():
+        report.add_figure(figure, "Decoding r against the median ncsnr of the ROI, one point "
+                          "per subject")  # fmt: skip
 
 
 def _reconstructions(report: Report, inputs: ReportInputs) -> None:
@@ -257,6 +285,59 @@ def _encoding(report: Report, inputs: ReportInputs) -> None:
             report.add_figure(png, png.stem.replace("_", " "))
 
 
+def _figures(report: Report, inputs: ReportInputs) -> None:
+    """The paper's figures, as the figures stage drew them (PNG; SVG and CSV beside)."""
+    from brainldm.pipeline._figures import CAPTIONS
+
+    info = inputs.summary.get("figures")
+    if not info or not info.get("figures"):
+        return
+    report.add_section("The paper's figures")
+    report.add_html(f"<p>{RunLayout.subject_name(int(info['subject']))} in Figures 3 and 6-9. "
+                    "Each figure's SVG and the CSV of the values it draws lie beside it in "
+                    f"<code>{inputs.run.figures().name}/</code>; <code>brainldm figures "
+                    "RUN</code> redraws them.</p>")  # fmt: skip
+    for name, files in info["figures"].items():
+        png = inputs.run.figures() / f"{name}.png"
+        if png.exists():
+            base, _, protocol = name.partition("_")
+            caption = CAPTIONS.get(base, name).format(protocol=protocol or "paper's")
+            report.add_figure(png, caption)
+
+
+def _seeds(report: Report, inputs: ReportInputs) -> None:
+    """The seed check (``brainldm seeds``), when it has run."""
+    import pandas as pd
+
+    from brainldm.pipeline._seeds import IDENTIFICATION_SPREAD, MAP_AGREEMENT
+
+    folder = inputs.run.seed_checks()
+    spread, agreement = folder / IDENTIFICATION_SPREAD, folder / MAP_AGREEMENT
+    if not spread.exists() and not agreement.exists():
+        return
+    report.add_section("Robustness to the random seed",
+                       "The same data, features and decoders; reconstruction and encoding "
+                       "rerun with other seeds (the noise of each generated image, and of z "
+                       "for zc).")  # fmt: skip
+    if spread.exists():
+        table = pd.read_csv(spread)
+        seeds = [c for c in table.columns if c.startswith("mean_seed")]
+        report.add_text("Pooled scores per seed, their standard deviation and range:")
+        report.add_table(["protocol", "condition", "metric", *(c.removeprefix("mean_") for c in seeds),
+                          "sd", "range"],
+                         [[r.protocol, r.condition, r.metric, *(f"{r[c]:.3f}" for c in seeds),
+                           f"{r.sd:.3f}", f"{r.range:.3f}"] for _, r in table.iterrows()])  # fmt: skip
+    if agreement.exists():
+        table = pd.read_csv(agreement)
+        report.add_text("Encoding accuracy maps: correlation between seeds over all voxels, and "
+                        "Dice overlap of the significant voxels:")  # fmt: skip
+        report.add_table(["subject", "model", "seeds", "r between maps", "Dice", "significant"],
+                         [[RunLayout.subject_name(r.subject), r.model, f"{r.seed_a} vs {r.seed_b}",
+                           f"{r.r_correlation:.3f}", f"{r.dice:.3f}",
+                           f"{r.n_significant_a} / {r.n_significant_b}"]
+                          for _, r in table.iterrows()])  # fmt: skip
+
+
 def _configuration(report: Report, inputs: ReportInputs) -> None:
     import html
 
@@ -286,7 +367,9 @@ SECTIONS: tuple[Callable[[Report, ReportInputs], None], ...] = (
     _identification,
     _published,
     _human,
+    _figures,
     _encoding,
+    _seeds,
     _configuration,
     _versions,
 )

@@ -96,31 +96,57 @@ def _features(ctx: RunContext) -> dict:
         ctx.model(), ctx.run.features_dir(), ids,
         images=partial(load_stimulus_images, ctx.nsd),
         captions=partial(load_captions, ctx.nsd, stim_info=load_stim_info(ctx.nsd)),
-        z_posterior=f.z_posterior, seed=ctx.config.reconstruction.seed,
+        z_size=f.z_size, z_posterior=f.z_posterior, seed=ctx.config.reconstruction.seed,
         batch_size=f.batch_size, execution=ctx.execution(), progress=ctx.progress,
     )  # fmt: skip
     return {"n_images": int(len(ids))}
 
 
+#: The decode stage's scatter of decoding accuracy against data quality (≥ 2 subjects).
+DATA_QUALITY_FIGURE = "data_quality.png"
+
+
 def _decode(ctx: RunContext) -> dict:
     from brainldm.decoding import fit_decoders
+    from brainldm.nsd import voxel_set_name
 
     d, out = ctx.config.data, {}
     stores = {"image_latents": ctx.store("z"), "text_embeddings": ctx.store("c")}
+    rois = {"image_latents": d.z_roi, "text_embeddings": d.c_roi}
     for subject in d.subjects:
         split = ctx.split(subject, "decoding")
-        decoders = fit_decoders(
-            split,
-            stores,
-            rois={"image_latents": d.z_roi, "text_embeddings": d.c_roi},
-            config=ctx.config.decoding,
-            progress=ctx.progress,
-        )
+        decoders = fit_decoders(split, stores, rois=rois, config=ctx.config.decoding,
+                                progress=ctx.progress)  # fmt: skip
         decoded = decoders.decode(split, stores)
         path = decoded.save(ctx.run.decoded(subject))
-        out[str(subject)] = {"file": path.name, "per_image_r": decoded.mean_scores()}
+        # data quality beside accuracy: NSD's ncsnr of each ROI (None when not on disk)
+        ncsnr = {t: split.median_ncsnr(voxel_set_name(roi)) for t, roi in rois.items()}
+        out[str(subject)] = {"file": path.name, "per_image_r": decoded.mean_scores(),
+                             "median_ncsnr": ncsnr}  # fmt: skip
         logger.info("subject %d decoded: %s", subject, out[str(subject)]["per_image_r"])
+    titles = {"image_latents": f"z ({voxel_set_name(d.z_roi)})",
+              "text_embeddings": f"c ({voxel_set_name(d.c_roi)})"}  # fmt: skip
+    _plot_data_quality(out, titles, ctx.run.stage_dir("decode") / DATA_QUALITY_FIGURE)
     return out
+
+
+def _plot_data_quality(decode: dict, titles: dict, path) -> None:
+    """Decoding r against median ncsnr, one point per subject, where ≥ 2 subjects have it."""
+    from brainldm.decoding import plot_data_quality
+    from brainldm.maps import save_figure
+    from brainldm.pipeline._layout import RunLayout
+
+    with_quality = {s: v for s, v in decode.items()
+                    if all(x is not None for x in v["median_ncsnr"].values())}  # fmt: skip
+    if len(with_quality) < 2:
+        return
+    fig = plot_data_quality(
+        [RunLayout.subject_name(s) for s in with_quality],
+        {t: [v["median_ncsnr"][t] for v in with_quality.values()] for t in titles},
+        {t: [v["per_image_r"][t] for v in with_quality.values()] for t in titles},
+        titles=titles,
+    )
+    save_figure(fig, path)
 
 
 def _reconstruct(ctx: RunContext) -> dict:
@@ -213,6 +239,13 @@ def _zc_names(ctx: RunContext) -> dict:
     return names
 
 
+def zc_seed(seed: int, nsd_id: int) -> int:
+    """Seed of the noise added to one image's z for zc (``encoding.seed``, nsd_id)."""
+    from brainldm.reconstruction import sample_seed
+
+    return sample_seed(seed, nsd_id, 0)
+
+
 def _fill_zc(ctx: RunContext, ids: np.ndarray) -> None:
     """Zc and U-Net activations of ``ids`` at every strength, into feature stores."""
     from brainldm._utils import remove_temporaries
@@ -220,7 +253,8 @@ def _fill_zc(ctx: RunContext, ids: np.ndarray) -> None:
 
     f, r = ctx.config.features, ctx.config.reconstruction
     names = _zc_names(ctx)
-    meta = {"model": ctx.get_ldm().fingerprint, "steps": r.num_inference_steps}
+    meta = {"model": ctx.get_ldm().fingerprint, "steps": r.num_inference_steps,
+            "seed": ctx.config.encoding.seed}  # fmt: skip
     unet = {**meta, "pool": f.unet_pool}  # U-Net maps are stored compactly (features.unet_dtype)
     z_store, c_store = ctx.store("z"), ctx.store("c")
     for s in f.zc_strengths:
@@ -238,7 +272,8 @@ def _fill_zc(ctx: RunContext, ids: np.ndarray) -> None:
                 fractions=f.zc_fractions, pool=f.unet_pool,
                 unet_layers=ctx.unet_layers() if s == _mid_strength(f) else (),
                 num_inference_steps=r.num_inference_steps, guidance_scale=r.guidance_scale,
-                timesteps=r.timesteps, seeds=[int(i) for i in batch], batch_size=f.batch_size,
+                timesteps=r.timesteps, seeds=[zc_seed(ctx.config.encoding.seed, i) for i in batch],
+                batch_size=f.batch_size,
                 image_size=r.image_size,
             )  # fmt: skip
             for key, store in stores.items():
@@ -255,7 +290,7 @@ def _encode(ctx: RunContext) -> dict:
     e, f, d = ctx.config.encoding, ctx.config.features, ctx.config.data
     r = ctx.config.reconstruction
     options = FitOptions(n_components=e.n_components, alphas=e.alphas, cv=e.cv, q=e.q,
-                         progress=ctx.progress)  # fmt: skip
+                         random_state=e.seed, progress=ctx.progress)  # fmt: skip
     if not e.enabled:
         return {}
     names, out, voxels = _zc_names(ctx), {}, ctx.voxel_set()
@@ -283,6 +318,7 @@ def _encode(ctx: RunContext) -> dict:
             split.test_betas[voxels],
             singles=["z", "c", zc], pairs=pairs, layer_sets=layer_sets,
             groups=split.train_nsd_ids, options=options, execution=ctx.execution(),
+            unique_variance=e.unique_variance,
         )  # fmt: skip
         folder = ctx.run.encoding(subject)
         analyses.save(folder)
@@ -326,6 +362,7 @@ def _save_voxels(split, roi: str, analyses, folder) -> None:
 
 
 def _maps(ctx: RunContext) -> dict:
+    """Every map of every subject, significant voxels only (FDR), one file per map and view."""
     from brainldm.encoding import EncodingAnalyses
     from brainldm.maps import draw_map
 
@@ -333,30 +370,36 @@ def _maps(ctx: RunContext) -> dict:
     out = {}
     for subject, info in encode.items():
         subject = int(subject)
-        split = ctx.split(subject, "encoding")
         analyses = EncodingAnalyses.load(ctx.run.encoding(subject))
-        where = dict(
-            voxel_indices=split.voxel_indices[ctx.voxel_set()],
-            volume_shape=split.volume_shape,
-            folder=ctx.run.maps(subject),
-            layout=ctx.nsd,
-            subject=subject,
-            surfaces=ctx.config.maps.surfaces,
-        )
-        files = []
+        with np.load(ctx.run.encoding(subject) / "voxels.npz") as vox:
+            where = dict(voxel_indices=vox["voxel_indices"],
+                         volume_shape=tuple(int(n) for n in vox["volume_shape"]))  # fmt: skip
+        where |= dict(folder=ctx.run.maps(subject), layout=ctx.nsd, subject=subject,
+                      surfaces=ctx.config.maps.surfaces)  # fmt: skip
+        q, files = info.get("q", 0.05), []
         for name in ("z", "c", info["zc"]):  # Figure 6: accuracy of significant voxels
             res = analyses.results[name]
             files += draw_map(np.where(res.significant, res.r, np.nan), name=f"accuracy_{name}",
-                              **where)  # fmt: skip
-        for a, b in info["pairs"]:  # Figures 7-8: z vs zc across noise levels and stages
+                              title=f"r of {name}, P < {q:g} FDR", **where)  # fmt: skip
+        for a, b in info["pairs"]:  # Figures 7-8: z vs zc, where the joint model is significant
             diff = analyses.unique_variance(b, (a, b)) - analyses.unique_variance(a, (a, b))
-            files += draw_map(diff, name=f"unique_{b}_minus_{a}", cmap="RdBu_r", **where)
+            joint = analyses.results[f"{a}+{b}"].significant
+            files += draw_map(np.where(joint, diff, np.nan), name=f"unique_{b}_minus_{a}",
+                              cmap="RdBu_r", title=f"unique {b} − {a} ({analyses.unique_reading}), "
+                              f"joint P < {q:g} FDR", **where)  # fmt: skip
         for fraction, best in analyses.best_layers.items():  # Figure 9
             layer = best.astype(float)
             layer[layer < 0] = np.nan
-            files += draw_map(layer, name=f"best_layer_f{fraction}", labels=info["layers"], **where)
+            files += draw_map(layer, name=f"best_layer_f{fraction}", labels=info["layers"],
+                              title=f"best U-Net layer at {fraction}, P < {q:g} FDR", **where)  # fmt: skip
         out[str(subject)] = [path.name for path in files]
     return out
+
+
+def _figures(ctx: RunContext) -> dict:
+    from brainldm.pipeline._figures import draw_figures
+
+    return draw_figures(ctx.run, ctx.nsd, ctx.config)
 
 
 def _report(ctx: RunContext) -> dict:
@@ -375,7 +418,8 @@ STAGES: tuple[Stage, ...] = (
         "data.subjects", "data.split", "data.atlas", "data.z_roi", "data.c_roi",
         "data.encoding_atlas", "data.encoding_roi", "data.fmt", "data.zscore", "data.order")),
     Stage("features", _features, after=("prepare",), needs_ldm=True,
-          reads=("features.model", "features.z_posterior", "features.batch_size"),
+          reads=("features.model", "features.z_size", "features.z_posterior",
+                 "features.batch_size"),
           reads_when={"reconstruction.seed": ("features.z_posterior", "sample")}),
     Stage("decode", _decode, after=("prepare", "features"),
           reads=("decoding", "data.z_roi", "data.c_roi")),
@@ -392,8 +436,13 @@ STAGES: tuple[Stage, ...] = (
         "reconstruction.guidance_scale", "reconstruction.timesteps", "reconstruction.image_size")),
     Stage("maps", _maps, after=("prepare", "encode"), costly=False,
           reads=("maps", "data.encoding_roi")),
+    Stage("figures", _figures, costly=False, optional_after=True,
+          after=("reconstruct", "evaluate", "encode"),
+          reads=("figures", "maps.surfaces", "data.subjects", "features.zc_strengths",
+                 "features.zc_fractions")),
     Stage("report", _report, costly=False, optional_after=True, reads=("report",),
-          after=("prepare", "features", "decode", "reconstruct", "evaluate", "encode", "maps")),
+          after=("prepare", "features", "decode", "reconstruct", "evaluate", "encode", "maps",
+                 "figures")),
 )  # fmt: skip
 
 #: Stage names in run order.

@@ -3,7 +3,8 @@
 The recipe (Takagi & Nishimoto 2023, §3.4; seed_code.md §5), for each test image:
 
 1. z (4 × 40 × 40, decoded from early visual cortex) → VAE decode → 320-px image
-   → uint8 (truncated, as the authors) → resize to 512 px.
+   (8 × the latent side: 448 px for a 4 × 56 × 56 z) → uint8 (truncated, as the
+   authors) → resize to 512 px.
 2. Re-encode it with the VAE → init latent (4 × 64 × 64): one posterior draw per
    test image, shared by its samples (``init_posterior="shared_sample"``).
 3. Noise it to strength 0.8 (t = 801 with the CompVis convention).
@@ -366,8 +367,9 @@ def generate(
     Parameters
     ----------
     ldm : LatentDiffusion
-    image_latents : ndarray of shape (n_images, 4, 40, 40), or None for "c"
-        Decoded z.
+    image_latents : ndarray of shape (n_images, 4, h, w), or None for "c"
+        Decoded z: 4 × 40 × 40 for the paper's 320 px (``features.z_size``), any
+        h × w decodes to an 8h × 8w image that is resized to ``image_size``.
     text_embeddings : ndarray of shape (n_images, 77, d), or None for "z"
         Decoded c.
     nsd_ids : sequence of int
@@ -447,7 +449,7 @@ def reconstruct(
     Parameters
     ----------
     ldm : LatentDiffusion
-    image_latents : ndarray of shape (n_images, 4, 40, 40), or None without "zc"/"z"
+    image_latents : ndarray of shape (n_images, 4, h, w), or None without "zc"/"z"
     text_embeddings : ndarray of shape (n_images, 77, d), or None without "zc"/"c"
     nsd_ids : sequence of int
         0-based ids of the test images, one per row.

@@ -11,6 +11,11 @@ appearance, "ventral" voxels to features of its captions' words, every other
 brain voxel to noise only. Both feature functions can be replaced, e.g. by the
 LDM's own z and c.
 
+The subject's cortex is either a spherical shell with ROI bands along one axis
+(``cortex="shell"``, the default), or real cortex: nilearn's fsaverage5 placed in
+the grid, with anatomical streams labels and NSD's transforms onto fsaverage
+(``cortex="fsaverage5"``, see ``_fake_cortex``), so that maps show regions.
+
 The writing is split by part of the release: the design and behaviour
 (``_fake_design``), the images, captions and stimulus table (``_fake_stimuli``)
 and each subject's volumes and betas (``_fake_subject``). All draw from one
@@ -27,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brainldm._utils import check_choices, check_positive_int
+from brainldm._utils import check_choices, check_option, check_positive_int
 from brainldm.nsd import NSDLayout, Trials
 from brainldm.testing._fake_design import _subject_trials, _write_design
 from brainldm.testing._fake_stimuli import (
@@ -38,6 +43,8 @@ from brainldm.testing._fake_stimuli import (
     appearance_features,
     semantic_features,
 )
+from brainldm.testing._fake_ncsnr import _write_ncsnr
+from brainldm.testing._fake_surfaces import fsaverage5_surfaces, write_subject_surfaces
 from brainldm.testing._fake_subject import _write_ctabs, _write_subject
 
 logger = logging.getLogger(__name__)
@@ -65,6 +72,8 @@ class FakeNSD:
     weights : dict of int to dict of str to ndarray of shape (n_features, n_voxels)
         Planted weights per subject and ROI; columns follow ``np.argwhere`` of the
         ROI mask (the order of :attr:`brainldm.nsd.VolumeMask.voxel_indices`).
+        ``"early"`` multiplies ``features["early"]``, ``"ventral"`` and (with
+        ``cortex="fsaverage5"`` only) ``"lateral"`` multiply ``features["ventral"]``.
     captions : dict of int to list of str
         Captions per ``nsd_id``.
     volumes : dict of int to dict of str to ndarray of shape (X, Y, Z)
@@ -120,6 +129,7 @@ def write_fake_nsd(
     keep_betas: bool = True,
     n_written_sessions: int | None = None,
     brain_voxels: int | None = None,
+    cortex: str = "shell",
     random_state: int | None = 0,
 ) -> FakeNSD:
     """Write a small NSD in the real formats, with a known planted signal.
@@ -156,7 +166,9 @@ def write_fake_nsd(
         If set, write NSD's volume → surface → fsaverage transforms
         (``transforms/{hemi}.func1pt8-to-layerB{1,2,3}.mgz`` with this many native
         vertices per hemisphere, and ``{hemi}.white-to-fsaverage.mgz`` with
-        10,242 fsaverage vertices, i.e. fsaverage5, instead of 163,842).
+        10,242 fsaverage vertices, i.e. fsaverage5, instead of 163,842). With
+        ``cortex="fsaverage5"`` the transforms are always written and the native
+        vertices are fsaverage5's 10,242 (None or 10242 only).
     noise_std, signal_std : float
         Percent signal change of the trial noise and of the planted response.
     early_features, ventral_features : callable, optional
@@ -175,6 +187,17 @@ def write_fake_nsd(
     brain_voxels : int, optional
         Keep this many voxels in ``brainmask.nii.gz`` (those nearest the centre
         of the ellipsoid brain; default: the whole ellipsoid, about 45 % of the grid).
+        ``cortex="shell"`` only.
+    cortex : {"shell", "fsaverage5"}
+        The subject's anatomy. ``"shell"``: a spherical shell of cortex, ROIs in
+        bands along y, random transforms (maps show scattered dots). ``"fsaverage5"``:
+        nilearn's bundled fsaverage5 (needs the ``maps`` extra) scaled into
+        ``volume_shape`` (isotropic voxels, one empty voxel around the brain; the
+        NIfTI affines and zooms say where), streams ROIs by anatomical position
+        (early at the occipital pole, ventral and lateral occipito-temporal,
+        parietal ...), lateral voxels planted with the ventral features too, and
+        transforms through which maps paint regions of fsaverage. A grid of
+        22 × 27 × 21 gives 7.3 mm voxels, about 4,400 brain and 3,700 cortex voxels.
     random_state : int or None
         Seed of everything drawn.
 
@@ -187,6 +210,15 @@ def write_fake_nsd(
     root = Path(root)
     subjects = tuple(int(s) for s in subjects)
     check_choices("formats", formats, ("hdf5", "nifti", "fsaverage"))
+    check_option("cortex", cortex, ("shell", "fsaverage5"))
+    if cortex == "fsaverage5":
+        if brain_voxels is not None:
+            raise ValueError("brain_voxels applies to cortex='shell' only.")
+        if n_native_vertices not in (None, 10242):
+            raise ValueError(
+                f"n_native_vertices={n_native_vertices}: with cortex='fsaverage5' the native "
+                "vertices are fsaverage5's, 10242 per hemisphere (give None or 10242)."
+            )
     sessions_of = {
         s: int(n_sessions[s] if isinstance(n_sessions, Mapping) else n_sessions) for s in subjects
     }
@@ -247,13 +279,17 @@ def write_fake_nsd(
         T=T, volume_shape=volume_shape, n_fsaverage_vertices=n_fsaverage_vertices,
         n_native_vertices=n_native_vertices, noise_std=noise_std, signal_std=signal_std,
         formats=formats, keep_betas=keep_betas, n_written_sessions=n_written_sessions,
-        brain_voxels=brain_voxels,
+        brain_voxels=brain_voxels, cortex=cortex,
     )  # fmt: skip
     truth = {}
     for s in subjects:  # in order: they draw from rng in turn
         truth[s] = _write_subject(
             layout, rng, s, trials[s], features, used, n_sessions=sessions_of[s], **options
         )
+        # NSD's data quality beside the betas, computed from them (draws nothing)
+        _write_ncsnr(layout, s, trials[s], formats, n_written_sessions)
+        if cortex == "fsaverage5":  # the subject's own surfaces are fsaverage5's (draws nothing)
+            write_subject_surfaces(layout, s, fsaverage5_surfaces())
     all_betas = {s: t.betas for s, t in truth.items() if t.betas is not None}
     all_fs = {s: t.fsaverage_betas for s, t in truth.items() if t.fsaverage_betas is not None}
     logger.info("wrote a synthetic NSD for subjects %s under %s", subjects, root)

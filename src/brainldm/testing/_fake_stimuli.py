@@ -133,6 +133,51 @@ def _captions_for(rng: np.random.Generator, content: Mapping[str, str], n: int) 
     return [c.replace("a orange", "an orange") for c in captions]
 
 
+def draw_stimuli(
+    n_images: int,
+    image_size: int = 64,
+    n_captions: tuple[int, int] = (5, 7),
+    random_state: int = 0,
+) -> tuple[np.ndarray, list[list[str]]]:
+    """Draw images and captions from the fake NSD's generator, without writing anything.
+
+    The images and captions are of the kind :func:`brainldm.testing.write_fake_nsd`
+    shows (a coloured shape on a textured background, captions naming colour,
+    shape, place and background), drawn by the same code from a generator of
+    their own: the same ``random_state`` gives the same stimuli, not those of a
+    fake NSD written with it.
+
+    Parameters
+    ----------
+    n_images : int
+    image_size : int
+        Side of the images in pixels.
+    n_captions : (int, int)
+        Least and most captions per image (at most the 7 templates).
+    random_state : int
+
+    Returns
+    -------
+    images : ndarray of uint8, shape (n_images, image_size, image_size, 3)
+    captions : list of list of str
+        ``captions[i]`` are the captions of image i.
+    """
+    from brainldm._utils import check_positive_int
+
+    check_positive_int("image_size", image_size)
+    if not 1 <= n_captions[0] <= n_captions[1] <= len(_TEMPLATES):
+        raise ValueError(f"n_captions must be (low, high) with 1 <= low <= high <= "
+                         f"{len(_TEMPLATES)}, got {n_captions!r}.")  # fmt: skip
+    rng = np.random.default_rng(random_state)
+    images = np.empty((n_images, image_size, image_size, 3), dtype=np.uint8)
+    captions = []
+    for k in range(n_images):
+        images[k], content = _draw_image(rng, image_size)
+        n_cap = int(rng.integers(n_captions[0], n_captions[1] + 1))
+        captions.append(_captions_for(rng, content, n_cap))
+    return images, captions
+
+
 def _standardise(F: np.ndarray) -> np.ndarray:
     F = F - F.mean(axis=0)
     std = F.std(axis=0)

@@ -1,7 +1,8 @@
 """The fake NSD's per-subject files: ROI volumes, betas, surface data, transforms.
 
 "early" voxels respond linearly to the appearance features, "ventral" voxels to
-the caption features, every other brain voxel to noise only. Betas are stored as
+the caption features (and, with ``cortex="fsaverage5"``, "lateral" voxels too),
+every other brain voxel to noise only. Betas are stored as
 NSD stores them: int16 percent signal change × 300, HDF5 (X and Z swapped,
 one voxel's trials per chunk), NIfTI and fsaverage MGH.
 """
@@ -17,6 +18,7 @@ import numpy as np
 
 from brainldm._utils import atomic_path
 from brainldm.nsd import BETA_SCALE, STREAMS_LABELS, NSDLayout, Trials
+from brainldm.testing._fake_cortex import N_VERTICES, fsaverage5_geometry
 from brainldm.testing._fake_design import _write_responses
 
 _VOXEL_MM = 1.8
@@ -59,11 +61,14 @@ def _roi_volumes(
     return {"brainmask": brain.astype(np.uint8), "streams": streams, "nsdgeneral": nsdgeneral}
 
 
-def _write_nifti(path: Path, data: np.ndarray, zooms: Sequence[float]) -> None:
+def _write_nifti(
+    path: Path, data: np.ndarray, zooms: Sequence[float], affine: np.ndarray | None = None
+) -> None:
     import nibabel as nib
 
-    affine = np.diag([-_VOXEL_MM, _VOXEL_MM, _VOXEL_MM, 1.0])  # LPI-ish, like NSD
-    affine[:3, 3] = -np.array(data.shape[:3]) * _VOXEL_MM / 2 * np.array([-1, 1, 1])
+    if affine is None:  # the shell's: 1.8 mm voxels around the origin
+        affine = np.diag([-_VOXEL_MM, _VOXEL_MM, _VOXEL_MM, 1.0])  # LPI-ish, like NSD
+        affine[:3, 3] = -np.array(data.shape[:3]) * _VOXEL_MM / 2 * np.array([-1, 1, 1])
     img = nib.Nifti1Image(data, affine)
     img.header.set_zooms(tuple(zooms))
     img.header.set_slope_inter(1.0, 0.0)
@@ -96,6 +101,26 @@ def _write_transforms(
                    nearest.reshape(-1, 1, 1))  # fmt: skip
 
 
+def _write_layer_transforms(layout: NSDLayout, subject: int, layers: Mapping) -> None:
+    """NSD's transforms of a subject whose native vertices are fsaverage5's own.
+
+    Parameters
+    ----------
+    layout : NSDLayout
+    subject : int
+    layers : mapping of {"lh", "rh"} to ndarray of shape (3, 10242, 3)
+        1-based voxel coordinates of each vertex at layerB1, B2, B3.
+    """
+    layout.transform(subject, "lh.white-to-fsaverage").parent.mkdir(parents=True, exist_ok=True)
+    identity = np.arange(1, N_VERTICES + 1, dtype=np.float32)  # 1-based
+    for hemi, coords in layers.items():
+        for depth in range(3):
+            _write_mgh(layout.transform(subject, f"{hemi}.func1pt8-to-layerB{depth + 1}"),
+                       coords[depth].reshape(-1, 1, 1, 3))  # fmt: skip
+        _write_mgh(layout.transform(subject, f"{hemi}.white-to-fsaverage"),
+                   identity.reshape(-1, 1, 1))  # fmt: skip
+
+
 def _write_ctabs(layout: NSDLayout) -> None:
     """Write the colour tables of the ``streams`` and ``nsdgeneral`` atlases."""
     ctab_dir = layout.ctab("streams").parent
@@ -125,6 +150,7 @@ def _write_subject(
     keep_betas: bool,
     n_written_sessions: int | None = None,
     brain_voxels: int | None = None,
+    cortex: str = "shell",
 ) -> _SubjectTruth:
     """Write one subject's ROIs, responses, transforms and betas, with planted weights.
 
@@ -143,7 +169,7 @@ def _write_subject(
     n_sessions, T : int
         Sessions of this subject, and trials per session.
     volume_shape, n_fsaverage_vertices, n_native_vertices, noise_std, signal_std, formats,
-    keep_betas, n_written_sessions, brain_voxels
+    keep_betas, n_written_sessions, brain_voxels, cortex
         As in :func:`write_fake_nsd`.
 
     Returns
@@ -152,21 +178,33 @@ def _write_subject(
     """
     import h5py
 
-    vols = _roi_volumes(rng, volume_shape, brain_voxels)
-    zooms = (_VOXEL_MM,) * 3
-    _write_nifti(layout.brainmask(s), vols["brainmask"], zooms)
+    geometry = fsaverage5_geometry(volume_shape) if cortex == "fsaverage5" else None
+    if geometry is None:
+        vols, affine = _roi_volumes(rng, volume_shape, brain_voxels), None
+        zooms = (_VOXEL_MM,) * 3
+    else:
+        vols, affine = geometry.volumes, geometry.affine
+        zooms = (geometry.voxel_mm,) * 3
+    _write_nifti(layout.brainmask(s), vols["brainmask"], zooms, affine)
     layout.roi(s, "streams").parent.mkdir(parents=True, exist_ok=True)
     for atlas in ("streams", "nsdgeneral"):
-        _write_nifti(layout.roi(s, atlas), vols[atlas], zooms)
+        _write_nifti(layout.roi(s, atlas), vols[atlas], zooms, affine)
     _write_responses(layout, s, tr, rng)
-    if n_native_vertices:
+    if geometry is not None:
+        _write_layer_transforms(layout, s, geometry.layers)
+    elif n_native_vertices:
         _write_transforms(layout, s, vols["streams"] >= 0, n_native_vertices, rng)
 
     brain = vols["brainmask"].astype(bool)
+    # ROI -> the features it responds to; on real cortex lateral voxels follow the
+    # captions too, as higher visual cortex does in the paper (Figure 6).
+    planted = {"early": "early", "ventral": "ventral"}
+    if geometry is not None:
+        planted["lateral"] = "ventral"
     W = {}
-    for roi in ("early", "ventral"):
+    for roi, source in planted.items():
         roi_mask = vols["streams"] == STREAMS_LABELS[roi]
-        n_feat = features[roi].shape[1]
+        n_feat = features[source].shape[1]
         W[roi] = rng.standard_normal((n_feat, int(roi_mask.sum()))) * (signal_std / np.sqrt(n_feat))
     bad_session = 2 if n_sessions >= 2 else 1
     brain_ijk = np.argwhere(brain)
@@ -175,10 +213,17 @@ def _write_subject(
 
     fs_map = None
     if "fsaverage" in formats and n_fsaverage_vertices:
-        # Each vertex samples one voxel of the cortex (a stand-in for the real
-        # volume -> surface -> fsaverage mapping).
-        cortex_ijk = np.argwhere(vols["streams"] >= 0)
-        fs_map = cortex_ijk[rng.integers(len(cortex_ijk), size=2 * n_fsaverage_vertices)]
+        if geometry is not None and n_fsaverage_vertices <= N_VERTICES:
+            # Each vertex (fsaverage5's first ones) samples its voxel at mid-depth.
+            fs_map = np.concatenate([
+                np.rint(geometry.layers[hemi][1, :n_fsaverage_vertices] - 1).astype(np.int64)
+                for hemi in ("lh", "rh")
+            ])  # fmt: skip
+        else:
+            # Each vertex samples one voxel of the cortex (a stand-in for the real
+            # volume -> surface -> fsaverage mapping).
+            cortex_ijk = np.argwhere(vols["streams"] >= 0)
+            fs_map = cortex_ijk[rng.integers(len(cortex_ijk), size=2 * n_fsaverage_vertices)]
         fs_labels = vols["streams"][tuple(fs_map.T)]
         fs_general = vols["nsdgeneral"][tuple(fs_map.T)]
         label_dir = layout.fsaverage_roi("streams", "lh").parent
@@ -208,9 +253,9 @@ def _write_subject(
             continue
         psc = np.zeros((T, *volume_shape), dtype=np.float32)
         psc[:, brain] = rng.normal(0, noise_std, (T, int(brain.sum())))
-        for roi in ("early", "ventral"):
+        for roi, source in planted.items():
             roi_mask = vols["streams"] == STREAMS_LABELS[roi]
-            psc[:, roi_mask] += features[roi][feature_rows[rows]] @ W[roi]
+            psc[:, roi_mask] += features[source][feature_rows[rows]] @ W[roi]
         if session == bad_session:
             psc[:, bad[:, 0], bad[:, 1], bad[:, 2]] = 0
         stored = np.clip(np.rint(psc * BETA_SCALE), -32768, 32767).astype(np.int16)
@@ -225,7 +270,7 @@ def _write_subject(
         if "nifti" in formats:
             path = layout.betas(s, session, "nifti")
             path.parent.mkdir(parents=True, exist_ok=True)
-            _write_nifti(path, np.moveaxis(stored, 0, -1), (*[_VOXEL_MM] * 3, 1.333))
+            _write_nifti(path, np.moveaxis(stored, 0, -1), (*zooms, 1.333), affine)
         if fs_map is not None:
             fs = (stored[:, fs_map[:, 0], fs_map[:, 1], fs_map[:, 2]] / BETA_SCALE).astype(
                 np.float32
