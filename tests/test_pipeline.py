@@ -52,7 +52,7 @@ def test_demo_report_has_every_section(demo_run):
                     "Brain-Diffuser", "Takagi", "Measured in this run", "Encoding models",
                     "Configuration", "Versions", "z + c (samples)", "oracle z + c",
                     "accuracy z flat", "accuracy z inflated", "best layer", "unique",
-                    "The paper's figures", "Figure 3.", "Figure 4.", "Figure 5.", "Figure 6.",
+                    "Figures of the paper", "Figure 3.", "Figure 4.", "Figure 5.", "Figure 6.",
                     "Figure 7.", "Figure 8.", "Figure 9."):  # fmt: skip
         assert section in html, section
     assert html.count("data:image/png;base64,") > 40

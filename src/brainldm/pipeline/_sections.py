@@ -292,7 +292,7 @@ def _figures(report: Report, inputs: ReportInputs) -> None:
     info = inputs.summary.get("figures")
     if not info or not info.get("figures"):
         return
-    report.add_section("The paper's figures")
+    report.add_section("Figures of the paper")
     report.add_html(f"<p>{RunLayout.subject_name(int(info['subject']))} in Figures 3 and 6-9. "
                     "Each figure's SVG and the CSV of the values it draws lie beside it in "
                     f"<code>{inputs.run.figures().name}/</code>; <code>brainldm figures "
