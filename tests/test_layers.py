@@ -31,7 +31,7 @@ def test_layers_contract_can_fail(tmp_path):
     src = tmp_path / "src"
     shutil.copytree(REPO / "src" / "brainldm", src / "brainldm",
                     ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
-    with open(src / "brainldm" / "maps" / "_maps.py", "a") as fh:
+    with open(src / "brainldm" / "maps" / "_plotting.py", "a") as fh:
         fh.write("\nfrom brainldm import encoding as _encoding  # noqa\n")
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
     env = {"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"}

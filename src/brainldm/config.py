@@ -484,7 +484,8 @@ PRESETS: dict[str, dict] = {
         },  # fmt: skip
         "features": {"z_posterior": "mean"},
     },
-    # The embedded demo: synthetic NSD, tiny random LDM, small everything.
+    # The embedded demo: synthetic NSD, the shipped tiny LDM trained on synthetic stimuli
+    # (brainldm.testing.load_demo_ldm), small everything.
     "demo": {
         "data": {"subjects": (1, 2), "split": "modern"},
         "features": {

@@ -106,11 +106,11 @@ def test_figures_3_and_4_show_the_asked_sample_of_each_condition(tmp_path):
         figure_3(tmp_path / "nothing")
 
 
-def _result(name, spaces, r, significant, r2, r2_split=None):
+def _result(name, spaces, r, significant, r2, r2_split=None, q=0.05):
     n = len(r)
     return EncodingResult(name=name, spaces=spaces, r=r, p=np.where(significant, 0.001, 0.5),
                           significant=significant, r2=r2, r2_split=r2_split,
-                          best_alphas=np.ones(n), n_components={s: 4 for s in spaces}, q=0.05,
+                          best_alphas=np.ones(n), n_components={s: 4 for s in spaces}, q=q,
                           n_test=50)  # fmt: skip
 
 
@@ -161,6 +161,19 @@ def test_brain_figures_colour_significant_voxels_only(tmp_path):
         assert all(p.stat().st_size > 0 for p in paths.values())
     with pytest.raises(KeyError, match=r"models \['zz'\] are not in the analyses"):
         figure_6(an, ["zz"], space)
+
+
+def test_brain_figure_titles_state_the_runs_fdr_level():
+    an = _analyses()
+    for name, res in an.results.items():
+        an.results[name] = _result(name, res.spaces, res.r, res.significant, res.r2,
+                                   res.r2_split, q=0.01)  # fmt: skip
+    n = len(an.results["z"].r)
+    space = VoxelSpace(np.stack(np.unravel_index(np.arange(n), (5, 4, 3)), axis=1), (5, 4, 3))
+    for fig, _ in (figure_6(an, ["z"], space), figure_7(an, [("0.50", ("z", "zc"))], space),
+                   figure_9(an, space)):  # fmt: skip
+        assert "P < 0.01, FDR" in fig._suptitle.get_text()
+        assert "0.05" not in fig._suptitle.get_text()
 
 
 def test_brain_figures_on_fsaverage_through_the_transforms(tmp_path):

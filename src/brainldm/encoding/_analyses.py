@@ -155,6 +155,42 @@ class EncodingAnalyses:
                            f"model) {have}.")  # fmt: skip
         return self.unique[key]
 
+    def unique_contrast(self, a: str, b: str) -> np.ndarray:
+        """Unique variance of ``b`` minus that of ``a`` in the joint model ``a + b``, masked.
+
+        The quantity of the paper's Figures 7-8 (red: b, blue: a), coloured only
+        where the joint model is significant (FDR).
+
+        Parameters
+        ----------
+        a, b : str
+            The joint model's spaces, e.g. ``"z"`` and ``"zc_s0.50"``.
+
+        Returns
+        -------
+        contrast : ndarray of shape (n_voxels,)
+            ``unique(b) - unique(a)``; NaN where ``a+b`` is not significant.
+        """
+        joint = self.results[f"{a}+{b}"].significant
+        diff = self.unique_variance(b, (a, b)) - self.unique_variance(a, (a, b))
+        return np.where(joint, diff, np.nan)
+
+    def best_layer_map(self, layer_set: str) -> np.ndarray:
+        """The best layer's index per voxel as floats, NaN where no layer is significant.
+
+        Parameters
+        ----------
+        layer_set : str
+            A key of ``best_layers`` (one denoising stage).
+
+        Returns
+        -------
+        layer : ndarray of shape (n_voxels,)
+        """
+        layer = np.asarray(self.best_layers[layer_set], dtype=float)
+        layer[layer < 0] = np.nan
+        return layer
+
     def save(self, folder: str | os.PathLike) -> Path:
         """Write every array to ``folder``; :meth:`load` reads it back.
 

@@ -111,19 +111,16 @@ def figure_6(analyses, models: Sequence[str], space: VoxelSpace,
                  vmax=_common_max(columns, symmetric=False))  # fmt: skip
 
 
-def _unique_columns(analyses, pairs):
-    columns = {}
-    for label, (a, b) in pairs:
-        joint = analyses.results[f"{a}+{b}"]
-        diff = analyses.unique_variance(b, (a, b)) - analyses.unique_variance(a, (a, b))
-        columns[label] = np.where(joint.significant, diff, np.nan)
-    return columns
+def _q(analyses) -> float:
+    """The FDR level the analyses were tested at (every model shares it)."""
+    return next(iter(analyses.results.values())).q
 
 
 def _unique_figure(analyses, pairs, space, kinds, title):
     if not pairs:
         raise ValueError("no joint models to draw: pairs is empty.")
-    columns = _unique_columns(analyses, pairs)
+    title += f"; joint model P < {_q(analyses):g}, FDR"
+    columns = {label: analyses.unique_contrast(a, b) for label, (a, b) in pairs}
     reading = {"split": "split of the joint model's R²", "difference": "R²(joint) − R²(other)"}
     title += f"\n{reading.get(analyses.unique_reading, analyses.unique_reading)}; red: zc, blue: z"
     return _draw(space, columns, kinds, title, cmap="RdBu_r",
@@ -153,8 +150,7 @@ def figure_7(analyses, pairs: Sequence[tuple[str, tuple[str, str]]], space: Voxe
     """
     who = f", {subject_label}" if subject_label else ""
     return _unique_figure(analyses, pairs, space, kinds,
-                          f"Figure 7. Unique variance of zc vs z across noise levels{who}; "
-                          "joint model P < 0.05, FDR")  # fmt: skip
+                          f"Figure 7. Unique variance of zc vs z across noise levels{who}")  # fmt: skip
 
 
 def figure_8(analyses, pairs: Sequence[tuple[str, tuple[str, str]]], space: VoxelSpace,
@@ -166,8 +162,7 @@ def figure_8(analyses, pairs: Sequence[tuple[str, tuple[str, str]]], space: Voxe
     """
     who = f", {subject_label}" if subject_label else ""
     return _unique_figure(analyses, pairs, space, kinds,
-                          f"Figure 8. Unique variance of zc vs z across denoising stages{who}; "
-                          "joint model P < 0.05, FDR")  # fmt: skip
+                          f"Figure 8. Unique variance of zc vs z across denoising stages{who}")  # fmt: skip
 
 
 def layer_label(name: str) -> str:
@@ -204,11 +199,9 @@ def figure_9(analyses, space: VoxelSpace, kinds: Sequence[str] = ("inflated", "f
         raise ValueError(f"the layer sets list different layers: {names}.")
     row_labels = row_labels or {}
     columns = {}
-    for key, best in analyses.best_layers.items():
-        layer = np.asarray(best, dtype=float)
-        layer[layer < 0] = np.nan
-        columns[row_labels.get(key, key)] = layer
+    for key in analyses.best_layers:
+        columns[row_labels.get(key, key)] = analyses.best_layer_map(key)
     who = f", {subject_label}" if subject_label else ""
     return _draw(space, columns, kinds,
                  f"Figure 9. Most predictive U-Net layer per voxel, early to late stages{who}; "
-                 "coloured: P < 0.05, FDR", labels=names[0])  # fmt: skip
+                 f"coloured: P < {_q(analyses):g}, FDR", labels=names[0])  # fmt: skip

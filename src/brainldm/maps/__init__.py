@@ -1,18 +1,19 @@
 """Per-voxel results as volumes, fsaverage maps and pictures."""
 
-from brainldm.maps._maps import (
-    FSAVERAGE5_VERTICES,
-    MapPanel,
+from brainldm.maps._panels import MapPanel, map_panel
+from brainldm.maps._plotting import (
     draw_map,
-    map_panel,
-    mask_volume,
-    on_surface,
     plot_map_rows,
     plot_surface,
     plot_surface_rows,
     plot_volume_mosaic,
     plot_volume_rows,
     save_figure,
+)
+from brainldm.maps._projection import (
+    FSAVERAGE5_VERTICES,
+    mask_volume,
+    on_surface,
     subject_meshes,
     unmask,
     volume_to_fsaverage,

@@ -382,15 +382,11 @@ def _maps(ctx: RunContext) -> dict:
             files += draw_map(np.where(res.significant, res.r, np.nan), name=f"accuracy_{name}",
                               title=f"r of {name}, P < {q:g} FDR", **where)  # fmt: skip
         for a, b in info["pairs"]:  # Figures 7-8: z vs zc, where the joint model is significant
-            diff = analyses.unique_variance(b, (a, b)) - analyses.unique_variance(a, (a, b))
-            joint = analyses.results[f"{a}+{b}"].significant
-            files += draw_map(np.where(joint, diff, np.nan), name=f"unique_{b}_minus_{a}",
+            files += draw_map(analyses.unique_contrast(a, b), name=f"unique_{b}_minus_{a}",
                               cmap="RdBu_r", title=f"unique {b} − {a} ({analyses.unique_reading}), "
                               f"joint P < {q:g} FDR", **where)  # fmt: skip
-        for fraction, best in analyses.best_layers.items():  # Figure 9
-            layer = best.astype(float)
-            layer[layer < 0] = np.nan
-            files += draw_map(layer, name=f"best_layer_f{fraction}", labels=info["layers"],
+        for fraction in analyses.best_layers:  # Figure 9
+            files += draw_map(analyses.best_layer_map(fraction), name=f"best_layer_f{fraction}", labels=info["layers"],
                               title=f"best U-Net layer at {fraction}, P < {q:g} FDR", **where)  # fmt: skip
         out[str(subject)] = [path.name for path in files]
     return out
