@@ -4,6 +4,7 @@ Random-initialised networks: shapes and code paths only (no weights are download
 """
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -310,11 +311,13 @@ def test_missing_weight_file_error(tmp_path):
     with pytest.raises(
         FileNotFoundError,
         match=r"weights for network 'alexnet' not found: "
-        r"expected the file .*alexnet-owt-7be5be79\.pth.*never downloads",
+        r"expected the file .*alexnet-owt-7be5be79\.pth.*brainldm fetch weights --to "
+        + re.escape(str(tmp_path)) + r" --only alexnet.*nothing else in brainldm downloads",
     ):
         load_network("alexnet", tmp_path)
     with pytest.raises(
-        FileNotFoundError, match=r"'clip_vit_l14' not found.*clip-vit-large-patch14"
+        FileNotFoundError, match=r"'clip_vit_l14' not found.*clip-vit-large-patch14.*--to "
+        + re.escape(str(tmp_path)) + " --only clip_vit_l14"
     ):
         load_network("clip_vit_l14", tmp_path)
     with pytest.raises(ValueError, match="network='vgg16' is not valid; allowed: 'alexnet'"):

@@ -249,6 +249,121 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size(text: str) -> float:
+    """``500k``, ``2M``, ``1G`` (bytes per second) → a number."""
+    units = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}
+    number, unit = text.strip().lower().rstrip("b"), ""
+    if number and number[-1] in units:
+        number, unit = number[:-1], number[-1]
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a rate such as 500k or 2M, got {text!r}")
+    return value
+
+
+def _nsd_selection(args: argparse.Namespace) -> dict:
+    from brainldm.fetch import parse_sessions
+
+    sessions = None if args.sessions is None else parse_sessions(args.sessions)
+    return dict(subjects=args.subjects, what=args.what, space=args.space, fmt=args.format,
+                sessions=sessions)  # fmt: skip
+
+
+def _cmd_fetch_nsd(args: argparse.Namespace) -> int:
+    from brainldm.fetch import fetch_nsd
+
+    fetch_nsd(args.root, dry_run=args.dry_run, endpoint_url=args.endpoint_url,
+              workers=args.workers, coco_url=args.coco_url, limit_rate=args.limit_rate,
+              progress=not args.quiet, **_nsd_selection(args))  # fmt: skip
+    return 0
+
+
+def _cmd_fetch_weights(args: argparse.Namespace) -> int:
+    from brainldm.fetch import fetch_weights
+
+    fetch_weights(args.to, args.only, dry_run=args.dry_run, hf_endpoint=args.hf_endpoint,
+                  revision=args.revision, http_mirror=args.http_mirror, workers=args.workers,
+                  limit_rate=args.limit_rate,
+                  progress=not args.quiet)  # fmt: skip
+    return 0
+
+
+def _cmd_fetch_status(args: argparse.Namespace) -> int:
+    from brainldm.fetch import fetch_status, status_table
+
+    rows = fetch_status(args.root, args.weights, only=args.only, hashes=args.hashes,
+                        **(_nsd_selection(args) if args.root is not None else {}))  # fmt: skip
+    print(status_table(rows))
+    return 0 if all(r.ok for r in rows) else 1
+
+
+def _add_fetch(sub) -> None:
+    from brainldm.fetch import NSD_SPACES, NSD_WHAT, weight_names
+
+    fetch = sub.add_parser("fetch", help="download NSD, COCO captions and the weights "
+                           "(the only command that downloads)")  # fmt: skip
+    kinds = fetch.add_subparsers(dest="fetch_command", required=True)
+
+    def selection(p, required: bool) -> None:
+        p.add_argument("--subjects", type=_int_list, required=required, default=[1, 2, 5, 7],
+                       help="NSD subjects, e.g. 1,2,5,7")  # fmt: skip
+        p.add_argument("--sessions", default=None,
+                       help="beta sessions, e.g. 1-37 or 1,2,5-7 (default: all of each subject)")
+        p.add_argument("--space", default="func1pt8mm", help=" or ".join(NSD_SPACES))
+        p.add_argument("--format", default=None,
+                       help="beta format of func1pt8mm: hdf5 (default) or nifti")  # fmt: skip
+        p.add_argument("--what", type=_str_list, default=None,
+                       help=f"parts to fetch, default all: {','.join(NSD_WHAT)}")  # fmt: skip
+
+    def transfer(p, workers: int) -> None:
+        p.add_argument("--dry-run", action="store_true",
+                       help="list every file with its size and the total; write nothing")
+        p.add_argument("--workers", type=int, default=workers, help="parallel transfers")
+        p.add_argument("--limit-rate", type=_size, default=None,
+                       help="maximum bytes per second of each transfer, e.g. 20M")  # fmt: skip
+
+    nsd = kinds.add_parser("nsd", help="the NSD files brainldm reads, from NSD's public S3 "
+                           "bucket (anonymous), and COCO captions")  # fmt: skip
+    nsd.add_argument("--root", required=True, help="local NSD root (mirrors the bucket)")
+    selection(nsd, required=True)
+    transfer(nsd, workers=8)
+    nsd.add_argument("--endpoint-url", default=None,
+                     help="S3 endpoint (default: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL, AWS)")
+    from brainldm.fetch import COCO_ANNOTATIONS_URL
+
+    nsd.add_argument("--coco-url", default=COCO_ANNOTATIONS_URL,
+                     help="COCO's annotations_trainval2017.zip")  # fmt: skip
+    nsd.set_defaults(func=_cmd_fetch_nsd)
+
+    weights = kinds.add_parser("weights", help="Stable Diffusion v1.4 and the evaluation "
+                               "networks, verified")  # fmt: skip
+    weights.add_argument("--to", required=True,
+                         help="weights folder (evaluation.weights_dir; Stable Diffusion goes to "
+                         "its stable-diffusion-v1-4/, features.model)")  # fmt: skip
+    weights.add_argument("--only", type=_str_list, default=None,
+                         help=f"default all: {','.join(weight_names())}")  # fmt: skip
+    weights.add_argument("--hf-endpoint", default=None,
+                         help="Hugging Face endpoint (default: huggingface_hub's)")
+    weights.add_argument("--revision", default="main", help="Hugging Face revision")
+    weights.add_argument("--http-mirror", default=None,
+                         help="base URL replacing the host of the non-Hugging Face sources")
+    transfer(weights, workers=4)
+    weights.set_defaults(func=_cmd_fetch_weights)
+
+    status = kinds.add_parser("status", help="which files are present, missing or corrupt "
+                              "(exit 1 if any is missing or corrupt); offline")  # fmt: skip
+    status.add_argument("--root", default=None, help="local NSD root")
+    status.add_argument("--weights", default=None, help="weights folder")
+    selection(status, required=False)
+    status.add_argument("--only", type=_str_list, default=None, help="which weights")
+    status.add_argument("--hashes", action="store_true",
+                        help="also read every file and check its MD5/SHA-256 (slow)")
+    status.set_defaults(func=_cmd_fetch_status)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``brainldm`` (one subparser per command)."""
     from brainldm import __version__
@@ -311,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     from brainldm.cli._rate import add_rate_subcommands
 
     add_rate_subcommands(sub)
+
+    _add_fetch(sub)
 
     sim = sub.add_parser("simulate", help="write a synthetic NSD in the real formats")
     sim.add_argument("root", help="folder to write the NSD tree into")

@@ -104,11 +104,12 @@ def _check_hash_prefix(path: Path, sha256: str) -> None:
         )
 
 
-def _missing(network: str, path: Path, what: str) -> FileNotFoundError:
+def _missing(network: str, weights_dir: Path, path: Path, what: str) -> FileNotFoundError:
     return FileNotFoundError(
         f"weights for network {network!r} not found: expected {what} {path}. "
-        f"Download {WEIGHT_URLS[network]} on a machine with internet access and put it "
-        "there; brainldm never downloads weights."
+        f"Run `brainldm fetch weights --to {weights_dir} --only {network}` on a machine with "
+        f"internet access, or download {WEIGHT_URLS[network]} and put it there; nothing "
+        "else in brainldm downloads."
     )
 
 
@@ -146,17 +147,17 @@ def load_network(network: str, weights_dir: str | os.PathLike, *, verify: bool =
     path = weights_dir / WEIGHT_FILES[network]
     if network == "clip_vit_l14":
         if not (path / "config.json").is_file():
-            raise _missing(network, path / "config.json", "the CLIP folder with")
+            raise _missing(network, weights_dir, path / "config.json", "the CLIP folder with")
         files = [path / n for n in _CLIP_WEIGHT_NAMES if (path / n).is_file()]
         if not files:
-            raise _missing(network, path / _CLIP_WEIGHT_NAMES[0], "the weight file")
+            raise _missing(network, weights_dir, path / _CLIP_WEIGHT_NAMES[0], "the weight file")
         hashes = {f"{path.name}/{files[0].name}": file_sha256(files[0])}
         model = _load_clip_vision(path, files[0])
         logger.info("loaded %s from %s", network, files[0])
         return model, hashes
 
     if not path.is_file():
-        raise _missing(network, path, "the file")
+        raise _missing(network, weights_dir, path, "the file")
     sha256 = file_sha256(path)
     if verify:
         _check_hash_prefix(path, sha256)

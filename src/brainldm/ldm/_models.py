@@ -286,7 +286,8 @@ def load_ldm(
     else:
         raise FileNotFoundError(
             f"Stable Diffusion weights {str(path)!r} not found: give a diffusers folder or "
-            "a CompVis checkpoint (sd-v1-4.ckpt / .safetensors). Nothing is downloaded."
+            "a CompVis checkpoint (sd-v1-4.ckpt / .safetensors); `brainldm fetch weights --to "
+            "DIR --only sd-v1-4` downloads the diffusers folder. Nothing else downloads."
         )
     from brainldm.ldm._tokenizer import load_clip_tokenizer
 
