@@ -72,6 +72,8 @@ class Served:
         self.wrong_hash: set[str] = set()  # "repo/filename" advertised with a wrong hash
         self.gated: set[str] = set()
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range)
+        self.drop_after: dict[str, int] = {}  # path -> bytes sent before dropping, once
+        self.etags: dict[str, str] = {}  # path -> ETag of a plain file (If-Range honoured)
         self.commit = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -116,6 +118,8 @@ def _handler(served: Served):
                                "X-Linked-Etag": f'"{etag}"', "X-Linked-Size": str(len(content))}
             else:
                 content = served.files.get(path)
+                if path in served.etags:
+                    headers = {"ETag": served.etags[path]}
             if content is None:
                 self.send_response(404)
                 self.send_header("X-Error-Code", "EntryNotFound")
@@ -124,6 +128,9 @@ def _handler(served: Served):
                 return
             start, status = 0, 200
             rng = self.headers.get("Range")
+            if_range = self.headers.get("If-Range")
+            if if_range is not None and if_range != headers.get("ETag"):
+                rng = None  # another version than the client's: the whole file (RFC 9110)
             if rng and rng.startswith("bytes=") and rng[6:].endswith("-"):
                 start, status = int(rng[6:-1]), 206
             body = content[start:]
@@ -136,6 +143,11 @@ def _handler(served: Served):
                 self.send_header("Content-Range", f"bytes {start}-{end}/{len(content)}")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            if not head and path in served.drop_after:  # a dropped connection, once
+                self.wfile.write(body[: served.drop_after.pop(path)])
+                self.wfile.flush()
+                self.close_connection = True
+                return
             if not head:
                 self.wfile.write(body)
 

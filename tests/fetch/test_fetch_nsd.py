@@ -115,7 +115,7 @@ def test_killed_fetch_resumes_with_range(bucket, source, tmp_path):
     size = NSDLayout(source).stimuli().stat().st_size
     cmd = [sys.executable, "-c", "import sys; from brainldm.cli import main; sys.exit(main())",
            "-q", "fetch", "nsd", "--root", str(root), "--subjects", "1", "--what", "stimuli",
-           "--endpoint-url", bucket["endpoint_url"], "--limit-rate", str(size // 4)]  # fmt: skip
+           "--endpoint-url", bucket["endpoint_url"], "--limit-rate", str(size // 40)]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
@@ -125,8 +125,12 @@ def test_killed_fetch_resumes_with_range(bucket, source, tmp_path):
     finally:
         proc.kill()
         proc.wait()
+    assert part.is_file(), "the fetch wrote no .part within 30 s"
     kept = part.stat().st_size
-    assert 0 < kept < size and not target.exists()  # killed mid-file
+    # at size // 40 bytes per second the whole file takes ~40 s: killed mid-file
+    assert 0 < kept < size and not target.exists(), (
+        f"expected the fetch killed mid-file: .part {kept} of {size} bytes, "
+        f"final file {'present' if target.exists() else 'absent'}")
     result = _fetch(root, bucket, what=["stimuli"])
     (transfer,) = result["transfers"]
     assert transfer.resumed_from == kept and transfer.downloaded == size - kept
@@ -149,7 +153,8 @@ def test_object_changed_after_listing_is_refused(bucket, source, tmp_path, s3, m
 
     monkeypatch.setattr(nsd_module, "plan_nsd", plan_then_replace)
     root = tmp_path / "nsd"
-    with pytest.raises(FetchError, match=r"brainmask\.nii\.gz is corrupt.*ETag.*--what brainmask"):
+    with pytest.raises(FetchError, match=r"brainmask\.nii\.gz.*changed since it was listed.*"
+                       r"--what brainmask"):  # fmt: skip
         _fetch(root, bucket, what=["brainmask"])
     target = NSDLayout(root).brainmask(1)
     assert not target.exists() and not target.with_name(target.name + ".part").exists()
@@ -182,6 +187,25 @@ def test_multipart_etag_is_recomputed(s3, tmp_path):
     result = _fetch(root, {"endpoint_url": s3.meta.endpoint_url}, what=["stimuli"])
     assert [t.verified for t in result["transfers"]] == ["multipart md5"]
     assert NSDLayout(root).stimuli().read_bytes() == content
+    # status --hashes recomputes the multipart ETag from the part size recorded at download
+    (row,) = fetch_status(root, subjects=[1], what=["stimuli"], hashes=True)
+    assert row.ok and "MD5 checked (multipart ETag)" in row.detail, row.detail
+    stimuli = NSDLayout(root).stimuli()
+    stimuli.write_bytes(content[:-1] + bytes([content[-1] ^ 1]))  # same size, other bytes
+    (row,) = fetch_status(root, subjects=[1], what=["stimuli"], hashes=True)
+    assert row.state == "corrupt", row
+
+
+def test_files_brainldm_did_not_fetch_are_unchecked(bucket, source, tmp_path):
+    root = tmp_path / "nsd"
+    mask = NSDLayout(root).brainmask(1)
+    mask.parent.mkdir(parents=True)
+    mask.write_bytes(NSDLayout(source).brainmask(1).read_bytes())  # the user's own copy
+    _fetch(root, bucket, what=["brainmask", "design"])
+    rows = {r.path: r for r in fetch_status(root, subjects=[1], what=["brainmask", "design"],
+                                            hashes=True)}  # fmt: skip
+    assert "unchecked" in rows[mask].detail
+    assert "MD5 checked" in rows[NSDLayout(root).expdesign()].detail
 
 
 def test_missing_key_names_the_file_and_its_download(bucket, tmp_path):
@@ -216,13 +240,15 @@ def test_files_come_from_the_layout_and_bad_input_is_named(tmp_path):
     assert parse_sessions("1-3,5") == [1, 2, 3, 5]
     with pytest.raises(ValueError, match="--sessions '2-1' is not valid"):
         parse_sessions("2-1")
-    with pytest.raises(ValueError, match="--what contains unknown value.*'betaz'"):
+    with pytest.raises(ValueError, match=r"what \(--what\) contains unknown value.*'betaz'"):
         nsd_files(tmp_path, [1], what=["betaz"])
-    with pytest.raises(ValueError, match=r"--subjects \[9\].*allowed: \[1, 2, 3, 4, 5, 6, 7, 8\]"):
+    with pytest.raises(ValueError, match=r"subjects \(--subjects\) \[9\].*"
+                       r"allowed: \[1, 2, 3, 4, 5, 6, 7, 8\]"):  # fmt: skip
         nsd_files(tmp_path, [9])
     with pytest.raises(ValueError, match="subject 4 has sessions 1-30 only .not 31-37"):
         nsd_files(tmp_path, [4], sessions=parse_sessions("1-37"))
-    with pytest.raises(ValueError, match="--format 'nifti' does not go with --space 'fsaverage'"):
+    with pytest.raises(ValueError, match=r"fmt \(--format\) 'nifti' does not go with "
+                       r"space \(--space\) 'fsaverage'"):  # fmt: skip
         nsd_files(tmp_path, [1], space="fsaverage", fmt="nifti")
 
 
@@ -267,3 +293,198 @@ def test_only_brainldm_fetch_imports_network_clients():
                           if n in modules or n.split(".")[0] in packages]  # fmt: skip
     assert offenders == []
     assert any("fetch" in p.parts for p in src.rglob("_s3.py"))  # the check sees the package
+
+
+def test_first_failure_stops_the_queued_downloads(bucket, source, tmp_path, s3, monkeypatch):
+    import brainldm.fetch._nsd as nsd_module
+
+    real_plan = nsd_module.plan_nsd
+    failed: list[str] = []
+
+    def plan_then_delete_first(*args, **kwargs):
+        plan = real_plan(*args, **kwargs)
+        first = next(f for f in plan.files if f.path not in plan.present)
+        s3.delete_object(Bucket=BUCKET, Key=first.key)  # its download will fail
+        failed.append(first.key)
+        return plan
+
+    monkeypatch.setattr(nsd_module, "plan_nsd", plan_then_delete_first)
+    root = tmp_path / "nsd"
+    with pytest.raises(FetchError, match="could not download"):
+        _fetch(root, bucket, what=["design", "rois", "brainmask"], workers=1)
+    assert failed
+    written = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
+    assert written == [], f"downloads started after the first failure: {written}"
+
+
+def test_file_of_another_size_is_refused_without_force(bucket, source, tmp_path):
+    root = tmp_path / "nsd"
+    mask = NSDLayout(root).brainmask(1)
+    mask.parent.mkdir(parents=True)
+    mask.write_bytes(b"the user's own, different brainmask")
+    lines: list[str] = []
+    plan = _fetch(root, bucket, what=["brainmask", "design"], dry_run=True,
+                  echo=lines.append)["plan"]  # fmt: skip
+    assert plan.differs == {mask} and "differs" in lines[1]
+    with pytest.raises(FetchError, match=r"(?s)differ in size.*brainmask\.nii\.gz.*--force"):
+        _fetch(root, bucket, what=["brainmask", "design"])
+    assert mask.read_bytes() == b"the user's own, different brainmask"
+    assert not NSDLayout(root).expdesign().exists()  # refused before any download
+    _fetch(root, bucket, what=["brainmask", "design"], force=True)
+    assert mask.read_bytes() == NSDLayout(source).brainmask(1).read_bytes()
+
+
+def test_users_coco_archive_is_kept_and_ours_removed(bucket, source, tmp_path, http_server):
+    _, served = http_server
+    root = tmp_path / "nsd"
+    captions_dir = NSDLayout(root).captions("train2017").parent
+    captions_dir.mkdir(parents=True)
+    own = captions_dir / "annotations_trainval2017.zip"
+    own.write_bytes(b"the user's own file, another size")
+    _fetch(root, bucket, what=["captions"])
+    assert own.read_bytes() == b"the user's own file, another size"  # untouched
+    assert sorted(p.name for p in captions_dir.iterdir()) == [
+        "annotations_trainval2017.zip", "captions_train2017.json", "captions_val2017.json"]
+    # the user's own archive of the right size: used and kept
+    for split in ("train2017", "val2017"):
+        NSDLayout(root).captions(split).unlink()
+    own.write_bytes(served.files["/annotations/annotations_trainval2017.zip"])
+    n_requests = len(served.requests)
+    _fetch(root, bucket, what=["captions"])
+    assert own.is_file() and NSDLayout(root).captions("val2017").is_file()
+    assert all(m == "HEAD" for m, _, _ in served.requests[n_requests:])
+
+
+def test_corrupt_coco_archive_is_refused_and_does_not_block_the_next_run(
+    bucket, source, tmp_path, http_server
+):
+    _, served = http_server
+    route = "/annotations/annotations_trainval2017.zip"
+    good = served.files[route]
+    served.files[route] = good[: len(good) // 2]  # truncated: not a readable zip
+    root = tmp_path / "nsd"
+    with pytest.raises(FetchError, match="(?s)not a readable zip.*removed; run the command again"):
+        _fetch(root, bucket, what=["captions"])
+    captions_dir = NSDLayout(root).captions("train2017").parent
+    assert list(captions_dir.iterdir()) == []  # no archive, no .part, no captions
+    served.files[route] = good
+    _fetch(root, bucket, what=["captions"])
+    assert NSDLayout(root).captions("train2017").read_bytes() == \
+        NSDLayout(source).captions("train2017").read_bytes()
+    assert sorted(p.name for p in captions_dir.iterdir()) == [
+        "captions_train2017.json", "captions_val2017.json"]
+
+
+def _stop_after_first_chunk(s3, tmp_path, key: str, target: Path) -> int:
+    """Start downloading ``key`` to ``target`` and stop after its first chunk; return bytes kept."""
+    import threading
+
+    from brainldm.fetch._s3 import RemoteObject, download_object, s3_client
+
+    head = s3.head_object(Bucket=BUCKET, Key=key)
+    obj = RemoteObject(key, head["ContentLength"], head["ETag"].strip('"'))
+    cancel = threading.Event()
+    with pytest.raises(FetchError, match="stopped; run the command again to resume"):
+        download_object(s3_client(s3.meta.endpoint_url), BUCKET, obj, target,
+                        progress=lambda n: cancel.set(), limit_rate=obj.size * 8 // 16,
+                        cancel=cancel)  # fmt: skip
+    return target.with_name(target.name + ".part").stat().st_size
+
+
+def test_part_of_an_older_version_is_discarded(s3, tmp_path):
+    root = tmp_path / "nsd"
+    target = NSDLayout(root).stimuli()
+    key = target.relative_to(root).as_posix()
+    old, new = os.urandom(64_000), os.urandom(64_000)  # same size, other bytes
+    s3.put_object(Bucket=BUCKET, Key=key, Body=old, **PUBLIC)
+    kept = _stop_after_first_chunk(s3, tmp_path, key, target)
+    assert 0 < kept < len(old)
+    s3.put_object(Bucket=BUCKET, Key=key, Body=new, **PUBLIC)  # a new version meanwhile
+    (transfer,) = _fetch(root, {"endpoint_url": s3.meta.endpoint_url},
+                         what=["stimuli"])["transfers"]  # fmt: skip
+    assert transfer.resumed_from == 0 and target.read_bytes() == new
+    assert [p.name for p in target.parent.iterdir()] == [target.name]
+
+
+def test_server_ignoring_range_restarts_from_zero(s3, tmp_path, monkeypatch):
+    import brainldm.fetch._s3 as s3_module
+
+    root = tmp_path / "nsd"
+    target = NSDLayout(root).stimuli()
+    key = target.relative_to(root).as_posix()
+    content = os.urandom(64_000)
+    s3.put_object(Bucket=BUCKET, Key=key, Body=content, **PUBLIC)
+    kept = _stop_after_first_chunk(s3, tmp_path, key, target)
+    real_client = s3_module.s3_client
+
+    class IgnoresRange:
+        def __init__(self, client):
+            self._client = client
+
+        def __getattr__(self, name):
+            return getattr(self._client, name)
+
+        def get_object(self, **kwargs):
+            kwargs.pop("Range", None)
+            return self._client.get_object(**kwargs)
+
+    monkeypatch.setattr(s3_module, "s3_client", lambda *a, **k: IgnoresRange(real_client(*a, **k)))
+    assert 0 < kept < len(content)
+    _fetch(root, {"endpoint_url": s3.meta.endpoint_url}, what=["stimuli"])
+    assert target.read_bytes() == content
+    assert [p.name for p in target.parent.iterdir()] == [target.name]
+
+
+def test_missing_ncsnr_is_skipped_with_a_warning(bucket, source, tmp_path, s3, caplog):
+    ncsnr = NSDLayout(source).ncsnr(1, "hdf5")
+    s3.delete_object(Bucket=BUCKET, Key=ncsnr.relative_to(source).as_posix())
+    root = tmp_path / "nsd"
+    with caplog.at_level("WARNING", logger="brainldm.fetch"):
+        result = _fetch(root, bucket, what=["ncsnr", "brainmask"])
+    assert [f.what for f in result["plan"].skipped] == ["ncsnr"]
+    assert "skipped" in caplog.text and ncsnr.name in caplog.text
+    assert NSDLayout(root).brainmask(1).is_file()
+    s3.delete_object(Bucket=BUCKET, Key=NSDLayout(source).brainmask(1).relative_to(source)
+                     .as_posix())  # fmt: skip
+    with pytest.raises(FetchError, match="(?s)not in s3://.*--what brainmask"):  # others: an error
+        _fetch(tmp_path / "other", bucket, what=["ncsnr", "brainmask"])
+
+
+def test_dropped_s3_stream_is_retried_with_range(s3, tmp_path, monkeypatch):
+    from botocore.exceptions import ResponseStreamingError
+
+    import brainldm.fetch._s3 as s3_module
+
+    root = tmp_path / "nsd"
+    target = NSDLayout(root).stimuli()
+    key = target.relative_to(root).as_posix()
+    content = os.urandom(64_000)
+    s3.put_object(Bucket=BUCKET, Key=key, Body=content, **PUBLIC)
+    real_client = s3_module.s3_client
+    ranges: list[str] = []
+
+    class DropsOnce:
+        def __init__(self, client):
+            self._client = client
+
+        def __getattr__(self, name):
+            return getattr(self._client, name)
+
+        def get_object(self, **kwargs):
+            ranges.append(kwargs["Range"])
+            response = self._client.get_object(**kwargs)
+            if len(ranges) == 1:  # the first stream breaks after 1000 bytes
+                body = response["Body"]
+
+                class Broken:
+                    def iter_chunks(self, size):
+                        yield body.read(1000)
+                        raise ResponseStreamingError(error="connection reset")
+
+                response["Body"] = Broken()
+            return response
+
+    monkeypatch.setattr(s3_module, "s3_client", lambda *a, **k: DropsOnce(real_client(*a, **k)))
+    _fetch(root, {"endpoint_url": s3.meta.endpoint_url}, what=["stimuli"])
+    assert ranges == ["bytes=0-", "bytes=1000-"]
+    assert target.read_bytes() == content

@@ -148,7 +148,8 @@ def test_status_reports_missing_and_corrupt_and_exits_non_zero(hub, tmp_path, ca
 
 
 def test_unknown_weight_name_is_refused_before_any_request(tmp_path):
-    with pytest.raises(ValueError, match="--only 'sd-v1-5': unknown weights.*allowed: sd-v1-4, "):
+    with pytest.raises(ValueError, match=r"only \(--only\) 'sd-v1-5': unknown weights.*"
+                       "allowed: sd-v1-4, "):  # fmt: skip
         fetch_weights(tmp_path, ["sd-v1-5"])
 
 
@@ -160,3 +161,70 @@ def test_importing_fetch_loads_no_client_library():
             "'botocore', 'huggingface_hub', 'moto', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_file_of_another_size_is_refused_without_force(hub, tmp_path):
+    base, served = hub
+    swav = tmp_path / WEIGHT_FILES["swav_resnet50"]
+    config = tmp_path / SD_FOLDER / "unet" / "config.json"
+    for path in (swav, config):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"the user's own file")
+    with pytest.raises(FetchError, match=r"(?s)2 file\(s\) already in place differ.*--force"):
+        _fetch(tmp_path, base, ["swav_resnet50", "sd-v1-4"])
+    assert swav.read_bytes() == config.read_bytes() == b"the user's own file"
+    assert not (tmp_path / SD_FOLDER / "model_index.json").exists()  # nothing downloaded
+    _fetch(tmp_path, base, ["swav_resnet50", "sd-v1-4"], force=True)
+    assert swav.read_bytes() == served.files[SWAV_PATH]
+    assert config.read_bytes() == served.repos["CompVis/stable-diffusion-v1-4"]["unet/config.json"]
+
+
+def test_ctrl_c_in_fetch_prints_how_to_resume_and_exits_130(monkeypatch, tmp_path, capsys):
+    import brainldm.fetch
+    from brainldm.cli import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(brainldm.fetch, "fetch_weights", interrupted)
+    assert main(["-q", "fetch", "weights", "--to", str(tmp_path)]) == 130
+    assert "interrupted; run the command again to resume" in capsys.readouterr().err
+
+
+def test_dropped_connection_is_retried_with_range(hub, tmp_path):
+    base, served = hub
+    content = served.files[SWAV_PATH]
+    served.drop_after[SWAV_PATH] = 1000
+    (transfer,) = _fetch(tmp_path, base, ["swav_resnet50"])["transfers"]
+    assert (tmp_path / WEIGHT_FILES["swav_resnet50"]).read_bytes() == content
+    gets = [r for m, p, r in served.requests if m == "GET" and p == SWAV_PATH]
+    assert gets == [None, "bytes=1000-"]
+    assert transfer.downloaded == len(content)
+
+
+def test_bad_workers_is_refused_before_any_request(tmp_path):
+    from brainldm.fetch import fetch_nsd
+
+    with pytest.raises(ValueError, match=r"workers \(--workers\) must be a positive integer, "
+                       "got 0"):  # fmt: skip
+        fetch_weights(tmp_path, ["alexnet"], workers=0)
+    with pytest.raises(ValueError, match=r"workers \(--workers\) must be a positive integer"):
+        fetch_nsd(tmp_path, [1], what=["brainmask"], workers=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_part_of_an_older_https_version_is_not_resumed(hub, tmp_path):
+    from brainldm.fetch._common import write_part_info
+
+    base, served = hub
+    old = served.files[SWAV_PATH]
+    path = tmp_path / WEIGHT_FILES["swav_resnet50"]
+    path.with_name(path.name + ".part").write_bytes(old[:1234])  # from the old version
+    write_part_info(path, {"url": base + SWAV_PATH, "size": len(old), "validator": '"v1"'})
+    new = os.urandom(len(old))  # same size, other bytes, another ETag
+    served.files[SWAV_PATH], served.etags[SWAV_PATH] = new, '"v2"'
+    (transfer,) = _fetch(tmp_path, base, ["swav_resnet50"])["transfers"]
+    assert ("GET", SWAV_PATH, "bytes=1234-") in served.requests  # asked If-Range: "v1"
+    assert path.read_bytes() == new and transfer.downloaded == len(new)
+    assert transfer.resumed_from == 0
+    assert sorted(p.name for p in path.parent.iterdir()) == [HASHES_FILE, path.name]

@@ -104,12 +104,29 @@ def files_fingerprint(paths: Sequence[Path], root: Path | None = None) -> str:
     return digest.hexdigest()[:16]
 
 
+#: Files under a weights folder that no loader reads, left out of its fingerprint so
+#: that fetching other weights later does not make finished stages stale: download
+#: bookkeeping (``.part``, ``.part.json``, ``hashes.json`` of ``brainldm fetch``) and
+#: dot-files and dot-folders (``.tmp-*``, huggingface_hub's ``.cache/``).
+_NOT_CONTENT_SUFFIXES = (".part", ".part.json")
+_NOT_CONTENT_NAMES = ("hashes.json",)
+
+
 def path_fingerprint(path: str | os.PathLike) -> str | None:
-    """:func:`files_fingerprint` of a file, or of every file under a folder; None if absent."""
+    """:func:`files_fingerprint` of a file, or of the content files under a folder; None if absent.
+
+    Under a folder, dot-files, dot-folders and download bookkeeping are left out.
+    """
     path = Path(path).expanduser()
     if path.is_file():
         return files_fingerprint([path])
-    if path.is_dir():
-        files = [p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")]
-        return files_fingerprint(files, root=path)
-    return None
+    if not path.is_dir():
+        return None
+    files = [
+        p for p in path.rglob("*")
+        if p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        and not p.name.endswith(_NOT_CONTENT_SUFFIXES)
+        and p.name not in _NOT_CONTENT_NAMES
+    ]  # fmt: skip
+    return files_fingerprint(files, root=path)

@@ -277,7 +277,8 @@ def _cmd_fetch_nsd(args: argparse.Namespace) -> int:
 
     fetch_nsd(args.root, dry_run=args.dry_run, endpoint_url=args.endpoint_url,
               workers=args.workers, coco_url=args.coco_url, limit_rate=args.limit_rate,
-              progress=not args.quiet, **_nsd_selection(args))  # fmt: skip
+              progress=not args.quiet, force=args.force, echo=print,
+              **_nsd_selection(args))  # fmt: skip
     return 0
 
 
@@ -286,8 +287,8 @@ def _cmd_fetch_weights(args: argparse.Namespace) -> int:
 
     fetch_weights(args.to, args.only, dry_run=args.dry_run, hf_endpoint=args.hf_endpoint,
                   revision=args.revision, http_mirror=args.http_mirror, workers=args.workers,
-                  limit_rate=args.limit_rate,
-                  progress=not args.quiet)  # fmt: skip
+                  limit_rate=args.limit_rate, progress=not args.quiet, force=args.force,
+                  echo=print)  # fmt: skip
     return 0
 
 
@@ -308,8 +309,10 @@ def _add_fetch(sub) -> None:
     kinds = fetch.add_subparsers(dest="fetch_command", required=True)
 
     def selection(p, required: bool) -> None:
-        p.add_argument("--subjects", type=_int_list, required=required, default=[1, 2, 5, 7],
-                       help="NSD subjects, e.g. 1,2,5,7")  # fmt: skip
+        p.add_argument("--subjects", type=_int_list, required=required,
+                       default=None if required else [1, 2, 5, 7],
+                       help="NSD subjects, e.g. 1,2,5,7" +
+                       ("" if required else " (default: 1,2,5,7)"))  # fmt: skip
         p.add_argument("--sessions", default=None,
                        help="beta sessions, e.g. 1-37 or 1,2,5-7 (default: all of each subject)")
         p.add_argument("--space", default="func1pt8mm", help=" or ".join(NSD_SPACES))
@@ -324,6 +327,9 @@ def _add_fetch(sub) -> None:
         p.add_argument("--workers", type=int, default=workers, help="parallel transfers")
         p.add_argument("--limit-rate", type=_size, default=None,
                        help="maximum bytes per second of each transfer, e.g. 20M")  # fmt: skip
+        p.add_argument("--force", action="store_true",
+                       help="replace files already in place whose size differs from the "
+                       "remote one (default: refuse, before any download)")  # fmt: skip
 
     nsd = kinds.add_parser("nsd", help="the NSD files brainldm reads, from NSD's public S3 "
                            "bucket (anonymous), and COCO captions")  # fmt: skip
@@ -525,6 +531,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))
+    except KeyboardInterrupt:
+        if args.command != "fetch" or args.debug:
+            raise
+        print(f"brainldm {args.command}: interrupted; run the command again to resume",
+              file=sys.stderr)  # fmt: skip
+        return 130
     except Exception as err:  # one line for the user; --debug for the traceback
         if args.debug:
             raise

@@ -29,11 +29,13 @@ from brainldm.evaluation._images import (
 )
 from brainldm.evaluation._networks import (
     CLIP_VIT_L14_CONFIG,
+    CLIP_WEIGHT_NAMES,
     build_network,
     extract_network_features,
     file_sha256,
     load_network,
     preprocess_images,
+    torchvision_sha256_prefix,
 )
 from brainldm.evaluation._offline import offline_suite
 from brainldm.evaluation._pixel import GRAY_WEIGHTS, pixcorr, rgb_to_gray, ssim
@@ -90,6 +92,8 @@ __all__ = [
     "build_network",
     "load_network",
     "file_sha256",
+    "torchvision_sha256_prefix",
+    "CLIP_WEIGHT_NAMES",
     "preprocess_images",
     "extract_network_features",
     # Running a suite.

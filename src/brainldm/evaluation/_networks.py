@@ -34,7 +34,18 @@ CLIP_VIT_L14_CONFIG = dict(
     layer_norm_eps=1e-5,
 )
 
-_CLIP_WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")
+#: Weight files of a CLIP folder, in the order :func:`load_network` looks for them.
+CLIP_WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")
+
+#: torchvision's file names carry the first hex digits of their SHA-256
+#: (``alexnet-owt-7be5be79.pth``); group 1 is those digits.
+TORCHVISION_HASH = re.compile(r"-([a-f0-9]{8,})\.")
+
+
+def torchvision_sha256_prefix(name: str) -> str | None:
+    """The SHA-256 digits in a torchvision file name (``alexnet-owt-7be5be79.pth``), or None."""
+    match = TORCHVISION_HASH.search(name)
+    return match.group(1) if match else None
 
 
 def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
@@ -95,11 +106,11 @@ def _architecture(network: str, clip_config: dict | None, random_init: bool):
 
 def _check_hash_prefix(path: Path, sha256: str) -> None:
     """Check a torchvision file name's hash digits (the start of its SHA-256)."""
-    match = re.search(r"-([a-f0-9]{8,})\.", path.name)
-    if match and not sha256.startswith(match.group(1)):
+    prefix = torchvision_sha256_prefix(path.name)
+    if prefix and not sha256.startswith(prefix):
         raise ValueError(
             f"weights file {path} has SHA-256 {sha256[:12]}…, but its name says it should "
-            f"start with {match.group(1)}; the file is corrupt or not the official one. "
+            f"start with {prefix}; the file is corrupt or not the official one. "
             "Pass verify=False to load it anyway."
         )
 
@@ -148,9 +159,9 @@ def load_network(network: str, weights_dir: str | os.PathLike, *, verify: bool =
     if network == "clip_vit_l14":
         if not (path / "config.json").is_file():
             raise _missing(network, weights_dir, path / "config.json", "the CLIP folder with")
-        files = [path / n for n in _CLIP_WEIGHT_NAMES if (path / n).is_file()]
+        files = [path / n for n in CLIP_WEIGHT_NAMES if (path / n).is_file()]
         if not files:
-            raise _missing(network, weights_dir, path / _CLIP_WEIGHT_NAMES[0], "the weight file")
+            raise _missing(network, weights_dir, path / CLIP_WEIGHT_NAMES[0], "the weight file")
         hashes = {f"{path.name}/{files[0].name}": file_sha256(files[0])}
         model = _load_clip_vision(path, files[0])
         logger.info("loaded %s from %s", network, files[0])

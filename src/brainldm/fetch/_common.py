@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+
+from brainldm.evaluation import file_sha256  # noqa: F401 (one definition, used by fetch)
 
 #: Bytes read or written at a time.
 CHUNK = 1 << 20
 
 #: Suffix of a file being downloaded; the finished file is renamed from it.
 PART_SUFFIX = ".part"
+
+#: Suffix of the record beside a ``.part`` of which remote version it holds (ETag, date).
+PART_INFO_SUFFIX = ".part.json"
+
+#: Attempts of one transfer when the connection drops mid-file (each resumes with Range).
+ATTEMPTS = 3
+
+#: Seconds before the n-th retry: ``RETRY_BACKOFF * n``.
+RETRY_BACKOFF = 0.5
 
 
 class FetchError(RuntimeError):
@@ -38,6 +49,9 @@ class Transfer:
         Bytes of a ``.part`` file kept from an earlier, interrupted call.
     verified : str
         How the content was checked, e.g. ``"md5"``, ``"sha256"``, ``"size only"``.
+    part_size : int or None
+        Part size of a multipart S3 ETag (recorded so that ``fetch status`` can
+        recompute it); None otherwise.
     """
 
     path: Path
@@ -45,6 +59,7 @@ class Transfer:
     downloaded: int
     resumed_from: int
     verified: str
+    part_size: int | None = None
 
 
 def chunk_size(limit_rate: float | None) -> int:
@@ -55,6 +70,34 @@ def chunk_size(limit_rate: float | None) -> int:
 def part_path(path: Path) -> Path:
     """The ``.part`` file beside ``path`` (``betas_session01.hdf5.part``)."""
     return path.with_name(path.name + PART_SUFFIX)
+
+
+def part_info_path(path: Path) -> Path:
+    """The record beside ``path.part`` of the remote version it holds."""
+    return path.with_name(path.name + PART_INFO_SUFFIX)
+
+
+def read_part_info(path: Path) -> dict | None:
+    """What :func:`write_part_info` saved for ``path.part`` (None if nothing readable)."""
+    info = part_info_path(path)
+    try:
+        data = json.loads(info.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_part_info(path: Path, info: dict) -> None:
+    """Save which remote version ``path.part`` holds (ETag, Last-Modified, size)."""
+    from brainldm._utils import write_json_atomic
+
+    write_json_atomic(part_info_path(path), info)
+
+
+def drop_part(path: Path) -> None:
+    """Remove ``path.part`` and its record."""
+    part_path(path).unlink(missing_ok=True)
+    part_info_path(path).unlink(missing_ok=True)
 
 
 def format_size(n_bytes: float) -> str:
@@ -124,14 +167,6 @@ def read_chunks(path: Path, limit: int | None = None) -> Iterator[bytes]:
             yield data
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 hex digest of a file."""
-    digest = hashlib.sha256()
-    for data in read_chunks(path):
-        digest.update(data)
-    return digest.hexdigest()
-
-
 def git_blob_sha1(path: Path) -> str:
     """Git's blob id of a file: SHA-1 of ``b"blob <size>"``, a zero byte, then the content."""
     digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())  # noqa: S324
@@ -174,23 +209,49 @@ def write_stream(
     """
     rate = RateLimit(limit_rate)
     written = 0
-    with open(part, "ab") as fh:
+    fh = None
+    try:
         for data in chunks:
             if cancel is not None and cancel.is_set():
                 raise FetchError(f"{part}: stopped; run the command again to resume.")
+            if fh is None:  # opened at the first bytes: no empty .part is ever left
+                fh = open(part, "ab")  # noqa: SIM115 (closed below)
             fh.write(data)
             update(data)
             written += len(data)
             progress(len(data))
             rate.wait(len(data))
-        fh.flush()
-        os.fsync(fh.fileno())
+        if fh is not None:
+            fh.flush()
+            os.fsync(fh.fileno())
+    finally:
+        if fh is not None:
+            fh.close()
     return written
+
+
+def retry_wait(attempt: int, cancel: threading.Event | None) -> bool:
+    """Wait before retry ``attempt`` (1, 2, ...); False when ``cancel`` was set meanwhile."""
+    if cancel is None:
+        time.sleep(RETRY_BACKOFF * attempt)
+        return True
+    return not cancel.wait(RETRY_BACKOFF * attempt)
+
+
+def differs_message(rows: list[tuple[Path, int, int]]) -> str:
+    """The refusal to replace files whose size differs from the remote one."""
+    lines = "\n".join(f"  {path} ({have} bytes; the remote file has {size})"
+                      for path, have, size in rows[:20])  # fmt: skip
+    more = f"\n  ... and {len(rows) - 20} more" if len(rows) > 20 else ""
+    return (f"{len(rows)} file(s) already in place differ in size from the remote ones:\n"
+            f"{lines}{more}\nNothing was downloaded. Move them away, or pass --force "
+            "(force=True) to replace them.")
 
 
 def refuse(part: Path, message: str) -> FetchError:
     """Remove a downloaded ``.part`` that failed its check, and return the error to raise."""
     part.unlink(missing_ok=True)
+    part.with_name(part.name[: -len(PART_SUFFIX)] + PART_INFO_SUFFIX).unlink(missing_ok=True)
     return FetchError(f"{message} The partial download was removed; run the command again.")
 
 
@@ -220,31 +281,52 @@ class ByteProgress:
 def run_parallel(
     jobs: list[Callable[[], Transfer]], workers: int, cancel: threading.Event
 ) -> list[Transfer]:
-    """Run download jobs on a thread pool; the first error is raised once all have stopped.
+    """Run download jobs on ``workers`` threads; the first error is raised once all stopped.
 
-    On an error (or Ctrl-C) ``cancel`` is set: jobs not started are dropped and
-    running ones stop at their next chunk, each leaving a ``.part`` to resume.
+    On the first error ``cancel`` is set at once: no queued job starts any more, and
+    running ones stop at their next chunk, each leaving a ``.part`` to resume. On
+    Ctrl-C the same happens, but this waits a few seconds only for the running
+    ones (the threads are daemons: one blocked in a library call does not keep
+    the process alive).
     """
     from brainldm._utils import check_positive_int
 
     check_positive_int("workers", workers)
     results: list[Transfer] = []
-    first: BaseException | None = None
-    pool = ThreadPoolExecutor(max_workers=workers)
-    futures = [pool.submit(job) for job in jobs]
-    try:
-        for future in as_completed(futures):
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    queue = list(reversed(jobs))
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if cancel.is_set() or not queue:
+                    return
+                job = queue.pop()
             try:
-                results.append(future.result())
-            except Exception as err:  # noqa: BLE001 (re-raised below)
-                if first is None:
-                    first = err
-                    cancel.set()
+                result = job()
+            except BaseException as err:  # noqa: BLE001 (re-raised in the calling thread)
+                with lock:
+                    errors.append(err)
+                cancel.set()
+                return
+            with lock:
+                results.append(result)
+
+    threads = [threading.Thread(target=worker, name=f"brainldm-fetch-{i}", daemon=True)
+               for i in range(min(workers, len(jobs)))]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.2)
     except BaseException:  # Ctrl-C in the main thread
         cancel.set()
+        deadline = time.monotonic() + 5
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
         raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    if first is not None:
-        raise first
+    if errors:
+        raise errors[0]
     return sorted(results, key=lambda t: str(t.path))

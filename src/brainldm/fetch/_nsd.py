@@ -16,6 +16,7 @@ from brainldm.fetch._common import (
     ByteProgress,
     FetchError,
     Transfer,
+    differs_message,
     format_size,
     part_path,
     run_parallel,
@@ -32,6 +33,10 @@ from brainldm.fetch._nsd_files import (
 from brainldm.nsd import DEFAULT_BETA_TYPE
 
 logger = logging.getLogger(__name__)
+
+#: ``what`` items whose files, when the bucket lacks them, are skipped with a warning
+#: instead of stopping the fetch (NSD's ncsnr file name is not verified).
+OPTIONAL_WHAT = ("ncsnr",)
 
 #: Record of what was downloaded and verified, in the NSD root (read by ``fetch_status``).
 NSD_MANIFEST = ".brainldm-fetch.json"
@@ -51,12 +56,19 @@ class FetchPlan:
         S3 ETag of each NSD file.
     present : set of Path
         Files already complete on disk (same size as the remote one).
+    differs : set of Path
+        Files already at their place with another size than the remote one: never
+        replaced unless ``force=True`` (``--force``).
+    skipped : list of NSDFile
+        Files of :data:`OPTIONAL_WHAT` items the bucket lacks (warned about, not fetched).
     """
 
     files: list[NSDFile]
     sizes: dict[Path, int] = field(default_factory=dict)
     etags: dict[Path, str] = field(default_factory=dict)
     present: set[Path] = field(default_factory=set)
+    differs: set[Path] = field(default_factory=set)
+    skipped: list[NSDFile] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -69,11 +81,15 @@ class FetchPlan:
         for f in self.files:
             if f.path not in self.sizes:
                 continue  # the second COCO caption file: counted with the archive
-            state = "present" if f.path in self.present else "to fetch"
+            state = ("present" if f.path in self.present else
+                     "differs" if f.path in self.differs else "to fetch")  # fmt: skip
             label = f.path if f.what != "captions" else f"{f.path.parent}/ (COCO archive)"
             lines.append(f"{format_size(self.sizes[f.path]):>10}  {state:<8}  {label}")
+        n_downloads = len(lines)
+        lines += [f"{'':>10}  {'skipped':<8}  {f.path} (not in the bucket)"
+                  for f in self.skipped]  # fmt: skip
         todo = sum(s for p, s in self.sizes.items() if p not in self.present)
-        lines.append(f"total {format_size(self.total)} in {len(lines)} downloads; "
+        lines.append(f"total {format_size(self.total)} in {n_downloads} downloads; "
                      f"{format_size(todo)} still to fetch")  # fmt: skip
         return "\n".join(lines)
 
@@ -106,6 +122,17 @@ def plan_nsd(
     if s3_files:
         listed = list_objects(client, bucket, (f.key for f in s3_files))
         missing = [f for f in s3_files if f.key not in listed]
+        # NSD's noise-ceiling file name is not documented as surely as the others:
+        # missing, it is skipped with a warning rather than stopping everything.
+        optional = [f for f in missing if f.what in OPTIONAL_WHAT]
+        if optional:
+            for f in optional:
+                logger.warning("skipped %s: not in s3://%s (%s)", f.key, bucket,
+                               nsd_download_of(f, root))  # fmt: skip
+            plan.files = [f for f in plan.files if f not in optional]
+            plan.skipped = optional
+            s3_files = [f for f in s3_files if f not in optional]
+            missing = [f for f in missing if f not in optional]
         if missing:
             lines = "\n".join(f"  {f.key} ({nsd_download_of(f, root)})" for f in missing[:20])
             more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
@@ -118,6 +145,8 @@ def plan_nsd(
             plan.sizes[f.path], plan.etags[f.path] = obj.size, obj.etag
             if f.path.is_file() and f.path.stat().st_size == obj.size:
                 plan.present.add(f.path)
+            elif f.path.exists():
+                plan.differs.add(f.path)
     captions = [f for f in files if f.what == "captions"]
     if captions:
         if all(f.path.is_file() for f in captions):
@@ -128,19 +157,37 @@ def plan_nsd(
     return plan
 
 
+#: Prefix of the COCO archive this command downloads (and removes once extracted); a
+#: user's own ``annotations_trainval2017.zip`` beside the captions is used and kept.
+COCO_DOWNLOAD_PREFIX = ".brainldm-download-"
+
+
 def _extract_captions(archive: Path, captions: list[NSDFile]) -> None:
-    """Extract only the caption files from COCO's archive, each atomically."""
+    """Check COCO's archive, then extract only the caption files from it, each atomically.
+
+    Raises
+    ------
+    FetchError
+        If the archive is not a readable zip, fails its CRC check, or lacks a caption file.
+    """
     from brainldm._utils import atomic_path
 
-    with zipfile.ZipFile(archive) as zf:
-        names = set(zf.namelist())
-        for f in captions:
-            if f.key not in names:
-                raise FetchError(f"{archive} has no {f.key}; "
-                                 "is it COCO's annotations_trainval2017.zip?")
-            with zf.open(f.key) as src, atomic_path(f.path) as tmp, open(tmp, "wb") as dst:
-                while data := src.read(1 << 20):
-                    dst.write(data)
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            names = set(zf.namelist())
+            for f in captions:
+                if f.key not in names:
+                    raise FetchError(f"{archive} has no {f.key}; "
+                                     "is it COCO's annotations_trainval2017.zip?")
+            bad = zf.testzip()
+            if bad is not None:
+                raise FetchError(f"{archive} is corrupt: {bad} fails its CRC check.")
+            for f in captions:
+                with zf.open(f.key) as src, atomic_path(f.path) as tmp, open(tmp, "wb") as dst:
+                    while data := src.read(1 << 20):
+                        dst.write(data)
+    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as err:
+        raise FetchError(f"{archive} is not a readable zip archive ({err}).") from err
 
 
 def fetch_nsd(
@@ -159,7 +206,8 @@ def fetch_nsd(
     workers: int = 8,
     limit_rate: float | None = None,
     progress: bool = True,
-    echo: Callable[[str], None] = print,
+    force: bool = False,
+    echo: Callable[[str], None] | None = None,
 ) -> dict:
     """Download the NSD files brainldm reads into ``root``, mirroring the bucket's layout.
 
@@ -191,8 +239,12 @@ def fetch_nsd(
         Maximum bytes per second of each transfer.
     progress : bool
         Show a progress bar over bytes.
-    echo : callable
-        Where the file list and the data-access reminder go.
+    force : bool
+        Replace files already at their place whose size differs from the listed one
+        (``--force``). Without it such files are refused before any download.
+    echo : callable, optional
+        Where the file list and the data-access reminder go (the CLI passes
+        ``print``); default this module's logger.
 
     Returns
     -------
@@ -204,10 +256,14 @@ def fetch_nsd(
     ValueError
         Bad subjects, sessions, ``what`` items, space or format (nothing is listed).
     FetchError
-        Missing keys (before anything is written), a failed transfer or a failed check.
+        Missing keys or files that differ without ``force`` (before anything is
+        written), a failed transfer or a failed check.
     """
+    from brainldm._utils import check_positive_int
     from brainldm.fetch._s3 import RemoteObject, download_object, s3_client
 
+    echo = echo or logger.info
+    check_positive_int("workers (--workers)", workers)
     root = Path(root).expanduser()
     files = nsd_files(root, subjects, sessions=sessions, what=what, space=space, fmt=fmt,
                       beta_type=beta_type)  # fmt: skip
@@ -218,46 +274,68 @@ def fetch_nsd(
     echo(plan.table())
     if dry_run:
         return {"plan": plan, "transfers": []}
+    if plan.differs and not force:
+        raise FetchError(differs_message([(p, p.stat().st_size, plan.sizes[p])
+                                           for p in sorted(plan.differs)]))  # fmt: skip
 
     todo = [f for f in files if f.path in plan.sizes and f.path not in plan.present]
     captions = [f for f in files if f.what == "captions"]
-    archive = captions[0].path.parent / Path(urlsplit(coco_url).path).name if captions else None
+    coco_name = Path(urlsplit(coco_url).path).name
+    users_archive = captions[0].path.parent / coco_name if captions else None
+    archive = captions[0].path.parent / f"{COCO_DOWNLOAD_PREFIX}{coco_name}" if captions else None
     parts = [part_path(archive if f.what == "captions" else f.path) for f in todo]
     initial = sum(p.stat().st_size for p in parts if p.is_file())
     bar = ByteProgress(sum(plan.sizes[f.path] for f in todo), initial, progress, "NSD")
     manifest = _read_manifest(root)
     cancel = threading.Event()
 
+    fetched: dict[str, dict] = {}  # manifest entries of the files this call downloaded
+
     def s3_job(f: NSDFile) -> Callable[[], Transfer]:
         obj = RemoteObject(f.key, plan.sizes[f.path], plan.etags[f.path])
-        return lambda: download_object(client, bucket, obj, f.path, progress=bar,
+
+        def run() -> Transfer:
+            transfer = download_object(client, bucket, obj, f.path, progress=bar,
                                        limit_rate=limit_rate,
                                        describe=f" ({nsd_download_of(f, root)})",
                                        cancel=cancel)  # fmt: skip
+            fetched[f.key] = {"size": obj.size, "etag": obj.etag,
+                              **({"part_size": transfer.part_size} if transfer.part_size
+                                 else {})}  # fmt: skip
+            return transfer
+        return run
 
     def coco_job() -> Transfer:
         from brainldm.fetch._http import download_url
 
         size = plan.sizes[captions[0].path]
-        if archive.is_file() and archive.stat().st_size == size:  # the user's own copy: kept
+        if users_archive.is_file() and users_archive.stat().st_size == size:
+            _extract_captions(users_archive, captions)  # the user's own copy: used and kept
+            return Transfer(captions[0].path.parent, size, 0, 0, "zip CRC (archive on disk)")
+        if archive.is_file() and archive.stat().st_size == size:  # ours, from a stopped run
+            transfer = Transfer(archive, size, 0, size, "")
+        else:
+            transfer, _ = download_url(coco_url, archive, size=size, progress=bar,
+                                       limit_rate=limit_rate, cancel=cancel)  # fmt: skip
+        try:
             _extract_captions(archive, captions)
-            return Transfer(captions[0].path.parent, size, 0, 0, "size only (archive on disk)")
-        transfer, _ = download_url(coco_url, archive, size=size, progress=bar,
-                                   limit_rate=limit_rate, cancel=cancel)  # fmt: skip
-        _extract_captions(archive, captions)
+        except FetchError as err:
+            archive.unlink(missing_ok=True)  # downloaded by this command: never reused
+            raise FetchError(f"{err} The downloaded archive was removed; run the command "
+                             f"again (from {coco_url}).") from None  # fmt: skip
         archive.unlink()  # our own intermediate: only the captions are kept
         return Transfer(captions[0].path.parent, transfer.size, transfer.downloaded,
-                        transfer.resumed_from, "size only (COCO publishes no checksum)")
+                        transfer.resumed_from, "zip CRC (COCO publishes no checksum)")
 
     jobs = [coco_job if f.what == "captions" else s3_job(f) for f in todo]
     try:
         transfers = run_parallel(jobs, workers, cancel)
     finally:
         bar.close()
-        for f in files:  # record what is complete, for `brainldm fetch status`
-            if f.path in plan.etags and f.path.is_file():
-                manifest[f.key] = {"size": plan.sizes[f.path], "etag": plan.etags[f.path]}
-        if manifest:
+        # record what this command downloaded and verified, for `brainldm fetch status`
+        # (files it did not download stay "unchecked" there)
+        manifest.update(fetched)
+        if fetched:
             from brainldm._utils import write_json_atomic
 
             write_json_atomic(root / NSD_MANIFEST, manifest)

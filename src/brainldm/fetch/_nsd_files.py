@@ -8,10 +8,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from brainldm.nsd import ATLAS_LABELS, DEFAULT_BETA_TYPE, NSDLayout
-
-#: NSD's public bucket; the local tree mirrors its key layout.
-NSD_BUCKET = "natural-scenes-dataset"
+from brainldm.nsd import (  # noqa: F401 (NSD_BUCKET, COCO_ANNOTATIONS_ARCHIVE: re-exported)
+    ATLAS_LABELS,
+    COCO_ANNOTATIONS_ARCHIVE,
+    DEFAULT_BETA_TYPE,
+    NSD_BUCKET,
+    SURFACE_FILES,
+    TRANSFORM_DEPTHS,
+    NSDLayout,
+)
 
 #: Region given to boto3. Not checked against the bucket here: unsigned requests to
 #: another region get S3's redirect, which botocore follows.
@@ -40,7 +45,7 @@ NSD_SPACES: dict[str, tuple[str, ...]] = {
 }
 
 #: COCO's annotation archive (captions are extracted from it); not part of NSD.
-COCO_ANNOTATIONS_URL = "https://images.cocodataset.org/annotations/annotations_trainval2017.zip"
+COCO_ANNOTATIONS_URL = f"https://images.cocodataset.org/annotations/{COCO_ANNOTATIONS_ARCHIVE}"
 
 #: COCO splits whose captions NSD images use (``cocoSplit`` of nsd_stim_info_merged.csv).
 COCO_SPLITS = ("train2017", "val2017")
@@ -112,22 +117,22 @@ def _check_inputs(subjects, sessions, what, space, fmt) -> tuple[list[int], list
     bad = [s for s in subjects if s not in NSD_SESSIONS]
     if not subjects or bad:
         raise ValueError(
-            f"--subjects {subjects}: subject(s) {bad or 'none'} are not NSD subjects; "
+            f"subjects (--subjects) {subjects}: subject(s) {bad or 'none'} are not NSD subjects; "
             f"allowed: {sorted(NSD_SESSIONS)}."
         )
     what = list(NSD_WHAT) if what is None else list(what)
-    check_choices("--what", what, NSD_WHAT)
-    check_option("--space", space, NSD_SPACES)
+    check_choices("what (--what)", what, NSD_WHAT)
+    check_option("space (--space)", space, NSD_SPACES)
     fmt = NSD_SPACES[space][0] if fmt is None else fmt
     if fmt not in NSD_SPACES[space]:
-        raise ValueError(f"--format {fmt!r} does not go with --space {space!r}; "
+        raise ValueError(f"fmt (--format) {fmt!r} does not go with space (--space) {space!r}; "
                          f"allowed: {', '.join(NSD_SPACES[space])}.")  # fmt: skip
     if sessions is not None:
         for subject in subjects:
             over = [s for s in sessions if s > NSD_SESSIONS[subject]]
             if over or not sessions:
                 raise ValueError(
-                    f"--sessions {_ranges(sessions) or 'none'}: subject {subject} has "
+                    f"sessions (--sessions) {_ranges(sessions) or 'none'}: subject {subject} has "
                     f"sessions 1-{NSD_SESSIONS[subject]} only (not {_ranges(over)})."
                 )
     return subjects, what, fmt
@@ -175,8 +180,6 @@ def nsd_files(
     ValueError
         For an unknown subject, ``what`` item, space, format or session.
     """
-    from brainldm.maps._projection import DEPTHS
-    from brainldm.nsd._surfaces import SURFACE_FILES
 
     subjects, what, fmt = _check_inputs(subjects, sessions, what, space, fmt)
     layout = NSDLayout(Path(root), beta_type=beta_type)
@@ -204,7 +207,7 @@ def nsd_files(
                        (layout.ncsnr(subject, fmt, h) for h in hemis)))  # fmt: skip
         for hemi in hemis:
             add("transforms", *(layout.transform(subject, f"{hemi}.func1pt8-to-{d}")
-                                for d in DEPTHS))  # fmt: skip
+                                for d in TRANSFORM_DEPTHS))  # fmt: skip
             add("transforms", layout.transform(subject, f"{hemi}.white-to-fsaverage"))
             add("freesurfer", *(layout.surface(subject, name.format(hemi=hemi))
                                 for name in SURFACE_FILES.values()))  # fmt: skip

@@ -9,13 +9,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from brainldm.fetch._common import (
+    ATTEMPTS,
     ETagHasher,
     FetchError,
     Transfer,
     chunk_size,
+    drop_part,
+    part_info_path,
     part_path,
     read_chunks,
+    read_part_info,
     refuse,
+    retry_wait,
+    write_part_info,
     write_stream,
 )
 
@@ -84,7 +90,12 @@ def multipart_part_size(client, bucket: str, obj: RemoteObject) -> int | None:
         logger.info("no part size for %s (%s); checking size only", obj.key, err)
         return None
     size = int(head.get("ContentLength", 0))
-    n_parts = int(obj.etag.rpartition("-")[2])
+    try:
+        n_parts = int(obj.etag.rpartition("-")[2])
+    except ValueError:  # not an AWS multipart ETag (another S3 server): size only
+        logger.warning("s3://%s/%s: ETag %r is neither an MD5 nor an AWS multipart ETag; "
+                       "checking its size only", bucket, obj.key, obj.etag)  # fmt: skip
+        return None
     # Equal parts but the last (what S3 clients upload): n parts of this size cover the
     # object, and the last part is the rest. Anything else: check the size only.
     if size <= 0 or not (n_parts - 1) * size < obj.size <= n_parts * size:
@@ -139,39 +150,98 @@ def download_object(
     -------
     Transfer
     """
+    from botocore.exceptions import BotoCoreError, ClientError
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    dropped = (BotoCoreError, Urllib3Error, OSError)  # mid-transfer: retried with Range
+    where = f"s3://{bucket}/{obj.key}"
     path.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(path)
-    have = part.stat().st_size if part.exists() else 0
-    if have > obj.size:  # not a prefix of this object: start again
-        part.unlink()
-        have = 0
+    info = read_part_info(path)
+    if part.exists() and info is not None and \
+            (info.get("etag"), info.get("size")) != (obj.etag, obj.size):
+        logger.warning("%s: the .part is of an older version of %s; starting again",
+                       path, where)  # fmt: skip
+        drop_part(path)
     if "-" in obj.etag:
         part_size = multipart_part_size(client, bucket, obj)
         method = "multipart md5" if part_size else "size only (multipart ETag, part size unknown)"
     else:
         part_size, method = None, "md5"
-    hasher = ETagHasher(part_size)
-    for data in read_chunks(part) if have else ():
-        hasher.update(data)
+    resumed_from: int | None = None
     written = 0
-    if have < obj.size:
-        try:
-            response = client.get_object(Bucket=bucket, Key=obj.key, Range=f"bytes={have}-")
-        except Exception as err:  # noqa: BLE001 (botocore raises many kinds)
-            raise FetchError(
-                f"could not download s3://{bucket}/{obj.key}: {err}{describe}"
-            ) from err
-        if int(response["ContentLength"]) != obj.size - have:
-            raise FetchError(
-                f"s3://{bucket}/{obj.key}: the server sent {response['ContentLength']} bytes "
-                f"from byte {have}, expected {obj.size - have}; the object changed since it "
-                f"was listed{describe}."
-            )
-        chunks = response["Body"].iter_chunks(chunk_size(limit_rate))
-        written = write_stream(chunks, part, update=hasher.update,
-                               progress=progress, limit_rate=limit_rate, cancel=cancel)  # fmt: skip
-    elif not part.exists():
-        part.touch()  # an empty object
+    try:
+        for attempt in range(1, ATTEMPTS + 1):
+            have = part.stat().st_size if part.exists() else 0
+            if have > obj.size:  # not a prefix of this object: start again
+                drop_part(path)
+                have = 0
+            resumed_from = have if resumed_from is None else resumed_from
+            hasher = ETagHasher(part_size)
+            for data in read_chunks(part) if have else ():
+                hasher.update(data)
+            if have >= obj.size:
+                if not part.exists():
+                    part.touch()  # an empty object
+                break
+            try:  # If-Match: only the version listed (and whose first bytes the .part holds)
+                response = client.get_object(Bucket=bucket, Key=obj.key, Range=f"bytes={have}-",
+                                             IfMatch=f'"{obj.etag}"')  # fmt: skip
+            except ClientError as err:
+                error = err.response.get("Error", {})
+                status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if error.get("Code") == "PreconditionFailed" or status == 412:
+                    drop_part(path)
+                    raise FetchError(
+                        f"{where} changed since it was listed (its ETag is no longer {obj.etag}); "
+                        f"the partial download was removed: run the command again{describe}."
+                    ) from err
+                raise FetchError(f"could not download {where}: {err}{describe}") from err
+            except dropped as err:
+                reason = f"{type(err).__name__}: {err}"
+            except Exception as err:  # noqa: BLE001 (botocore raises many kinds)
+                raise FetchError(f"could not download {where}: {err}{describe}") from err
+            else:
+                length = int(response["ContentLength"])
+                if have and length == obj.size:  # the server ignored Range: take it all
+                    logger.warning("%s: the server ignored Range; downloading from the start",
+                                   where)  # fmt: skip
+                    drop_part(path)
+                    have, hasher, resumed_from = 0, ETagHasher(part_size), 0
+                elif length != obj.size - have:
+                    response["Body"].close()
+                    drop_part(path)
+                    raise FetchError(
+                        f"{where}: the server sent {length} bytes from byte {have}, expected "
+                        f"{obj.size - have}; the object changed since it was listed, or the server "
+                        "does not honour Range. The partial download was removed; run the command "
+                        f"again{describe}."
+                    )
+                if not have:  # which version the .part holds, for a later resume
+                    write_part_info(path, {"key": obj.key, "etag": obj.etag, "size": obj.size})
+                chunks = response["Body"].iter_chunks(chunk_size(limit_rate))
+                try:
+                    written += write_stream(chunks, part, update=hasher.update, progress=progress,
+                                            limit_rate=limit_rate, cancel=cancel)  # fmt: skip
+                except dropped as err:
+                    reason = f"{type(err).__name__}: {err}"
+                else:
+                    if part.exists() and part.stat().st_size >= obj.size:
+                        break
+                    reason = "the connection closed early"
+            if attempt < ATTEMPTS and retry_wait(attempt, cancel):
+                logger.info("%s: %s; retrying with Range (%d of %d)", where, reason, attempt + 1,
+                            ATTEMPTS)  # fmt: skip
+                continue
+            raise FetchError(f"{path}: the download of {where} failed {attempt} time(s) "
+                             f"({reason}); "
+                             f"the partial download is kept: run the command again to resume"
+                             f"{describe}.")  # fmt: skip
+    except BaseException:
+        if not part.exists():  # no bytes kept: no record of them either
+            part_info_path(path).unlink(missing_ok=True)
+        raise
+    have = resumed_from or 0
     size = part.stat().st_size
     if size != obj.size:
         raise refuse(part, f"{path}: {size} bytes downloaded, but s3://{bucket}/{obj.key} "
@@ -184,4 +254,5 @@ def download_object(
             raise refuse(part, f"{path} is corrupt: its ETag ({method}) is {etag}, but "
                          f"s3://{bucket}/{obj.key} lists {obj.etag}{describe}.")  # fmt: skip
     os.replace(part, path)
-    return Transfer(path, size, written, have, method)
+    drop_part(path)  # the record beside the .part
+    return Transfer(path, size, written, have, method, part_size)

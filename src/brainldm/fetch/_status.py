@@ -65,15 +65,17 @@ def _nsd_rows(root, subjects, sessions, what, space, fmt, beta_type, hashes) -> 
             detail = format_size(f.path.stat().st_size)
             if record is None:
                 detail += ", not fetched by brainldm (unchecked)"
-            elif hashes and "-" not in record["etag"]:
-                hasher = ETagHasher()
+            elif hashes and ("-" not in record["etag"] or record.get("part_size")):
+                hasher = ETagHasher(record.get("part_size") if "-" in record["etag"] else None)
                 for data in read_chunks(f.path):
                     hasher.update(data)
                 if hasher.hexdigest() != record["etag"]:
                     bad = ("corrupt", f"MD5 {hasher.hexdigest()}, expected ETag {record['etag']}")
-                detail += ", size and MD5 checked"
+                detail += ", size and MD5 checked" + (
+                    " (multipart ETag)" if "-" in record["etag"] else "")  # fmt: skip
             else:
-                detail += ", size checked" + (" (multipart ETag)" if hashes else "")
+                detail += ", size checked" + (
+                    " (multipart ETag, part size unknown)" if hashes else "")  # fmt: skip
         state, detail = bad if bad else ("present", detail)
         rows.append(FileStatus(f"nsd:{f.what}", f.path, state, detail))
     return rows
@@ -147,7 +149,8 @@ def fetch_status(
     rows : list of FileStatus
     """
     if root is None and weights is None:
-        raise ValueError("give an NSD root (--root), a weights folder (--weights) or both.")
+        raise ValueError("give an NSD root (root, --root), a weights folder (weights, "
+                         "--weights) or both.")
     rows: list[FileStatus] = []
     if root is not None:
         rows += _nsd_rows(root, subjects, sessions, what, space, fmt, beta_type, hashes)

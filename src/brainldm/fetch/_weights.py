@@ -12,17 +12,22 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from brainldm.evaluation import WEIGHT_FILES, WEIGHT_URLS
+from brainldm.evaluation import (
+    CLIP_WEIGHT_NAMES,
+    WEIGHT_FILES,
+    WEIGHT_URLS,
+    torchvision_sha256_prefix,
+)
 from brainldm.fetch._common import (
     ByteProgress,
     FetchError,
     Transfer,
+    differs_message,
     file_sha256,
     format_size,
     git_blob_sha1,
@@ -55,7 +60,7 @@ SD_FILES = (
 )
 
 #: The CLIP folder of the evaluation: the config and the weights brainldm loads first.
-CLIP_FILES = ("config.json", "model.safetensors")
+CLIP_FILES = ("config.json", CLIP_WEIGHT_NAMES[0])
 
 #: Whole SHA-256 of files whose source states it. AlexNet: the Git LFS pointer of a Hub
 #: mirror (blanchon/image-gs-models-utils, torch/checkpoints/alexnet-owt-7be5be79.pth),
@@ -66,7 +71,6 @@ PINNED_SHA256: dict[str, str] = {
 }
 
 _HF_PREFIX = "https://huggingface.co/"
-_TORCHVISION_HASH = re.compile(r"-([a-f0-9]{8,})\.")
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ def weight_files(only: Iterable[str] | None = None) -> list[WeightFile]:
     names = weight_names() if only is None else list(only)
     unknown = [n for n in names if _normalise(n) not in known]
     if unknown or not names:
-        raise ValueError(f"--only {','.join(names)!r}: unknown weights {unknown}; "
+        raise ValueError(f"only (--only) {','.join(names)!r}: unknown weights {unknown}; "
                          f"allowed: {', '.join(weight_names())}.")  # fmt: skip
     files: list[WeightFile] = []
     for name in dict.fromkeys(known[_normalise(n)] for n in names):
@@ -133,9 +137,8 @@ def weight_files(only: Iterable[str] | None = None) -> list[WeightFile]:
             files += [WeightFile(name, f"{WEIGHT_FILES[name]}/{f}", repo_id=repo, filename=f)
                       for f in CLIP_FILES]  # fmt: skip
         else:
-            match = _TORCHVISION_HASH.search(WEIGHT_FILES[name])
             files.append(WeightFile(name, WEIGHT_FILES[name], url=WEIGHT_URLS[name],
-                                    sha256_prefix=match.group(1) if match else None,
+                                    sha256_prefix=torchvision_sha256_prefix(WEIGHT_FILES[name]),
                                     sha256=PINNED_SHA256.get(WEIGHT_FILES[name])))  # fmt: skip
     return files
 
@@ -248,12 +251,14 @@ def _verify(
     return sha256, ", ".join(checks) or "size only (first download: SHA-256 recorded)"
 
 
-def _download_hf(remote: RemoteWeight, folder: Path, revision: str, endpoint, token) -> Path:
+def _download_hf(
+    remote: RemoteWeight, folder: Path, revision: str, endpoint, token, replace_file: bool
+) -> Path:
     from huggingface_hub import hf_hub_download
 
     file = remote.file
     local_dir = folder / file.path[: -len(file.filename)].rstrip("/")
-    stale = (folder / file.path).exists()  # a wrong-sized copy: have it replaced
+    stale = replace_file and (folder / file.path).exists()  # only with force=True
     try:
         got = hf_hub_download(file.repo_id, file.filename, revision=revision, local_dir=local_dir,
                               endpoint=endpoint, token=token, force_download=stale)  # fmt: skip
@@ -274,7 +279,8 @@ def fetch_weights(
     workers: int = 4,
     limit_rate: float | None = None,
     progress: bool = True,
-    echo: Callable[[str], None] = print,
+    force: bool = False,
+    echo: Callable[[str], None] | None = None,
 ) -> dict:
     """Download Stable Diffusion v1.4 and the evaluation networks into ``to``, verified.
 
@@ -309,15 +315,27 @@ def fetch_weights(
         Maximum bytes per second of each HTTPS transfer.
     progress : bool
         Show progress bars.
-    echo : callable
-        Where the file list goes.
+    force : bool
+        Replace files already at their place whose size differs from the remote
+        one (``--force``). Without it such files are refused before any download.
+    echo : callable, optional
+        Where the file list goes (the CLI passes ``print``); default this module's logger.
 
     Returns
     -------
     summary : dict
         ``files`` (list of RemoteWeight), ``total`` (bytes), ``transfers``.
+
+    Raises
+    ------
+    FetchError
+        A file differs from the remote one and ``force`` is False (before any
+        download), or a transfer or check failed.
     """
-    from brainldm._utils import write_json_atomic
+    from brainldm._utils import check_positive_int, write_json_atomic
+
+    echo = echo or logger.info
+    check_positive_int("workers (--workers)", workers)
 
     folder = Path(to).expanduser()
     files = [replace(f, url=_mirrored(f.url, http_mirror)) if f.url else f
@@ -330,14 +348,23 @@ def fetch_weights(
         path = folder / r.file.path
         return path.is_file() and path.stat().st_size == r.size
 
+    def differs(r: RemoteWeight) -> bool:
+        path = folder / r.file.path
+        return path.exists() and not complete(r)
+
     for r in remotes:
-        state = "present" if complete(r) else "to fetch"
+        state = "present" if complete(r) else "differs" if differs(r) else "to fetch"
         echo(f"{format_size(r.size):>10}  {state:<8}  {folder / r.file.path}")
     todo = [r for r in remotes if not complete(r)]
     echo(f"total {format_size(total)} in {len(remotes)} files; "
          f"{format_size(sum(r.size for r in todo))} still to fetch")  # fmt: skip
     if dry_run:
         return {"files": remotes, "total": total, "transfers": []}
+    different = [r for r in remotes if differs(r)]
+    if different and not force:
+        raise FetchError(differs_message(
+            [(folder / r.file.path, (folder / r.file.path).stat().st_size, r.size)
+             for r in different]))  # fmt: skip
 
     for r in remotes:  # complete before this call, never checked: check and record once
         if r.file.path not in hashes and complete(r):
@@ -353,11 +380,13 @@ def fetch_weights(
                   if r.file.url and part_path(folder / r.file.path).is_file())  # fmt: skip
     bar = ByteProgress(sum(r.size for r in todo if r.file.url), initial, progress, "weights")
     cancel = threading.Event()
+    lock = threading.Lock()  # hashes is written by the threads and saved by this one
 
     def job(r: RemoteWeight) -> Callable[[], Transfer]:
         def run() -> Transfer:
             path = folder / r.file.path
-            recorded = hashes.get(r.file.path)
+            with lock:
+                recorded = hashes.get(r.file.path)
             if r.file.url is not None:
                 from brainldm.fetch._http import download_url
 
@@ -371,7 +400,7 @@ def fetch_weights(
                                                limit_rate=limit_rate, cancel=cancel)  # fmt: skip
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                got = _download_hf(r, folder, revision, hf_endpoint, token)
+                got = _download_hf(r, folder, revision, hf_endpoint, token, force)
                 if got.resolve() != path.resolve() or got.stat().st_size != r.size:
                     raise FetchError(
                         f"huggingface_hub wrote {got}, expected {path} of {r.size} bytes."
@@ -382,9 +411,11 @@ def fetch_weights(
             except FetchError as err:
                 path.unlink()  # just written by this call, and wrong
                 raise FetchError(f"{err} The file was removed; run the command again.") from None
-            hashes[r.file.path] = {"sha256": sha256, "size": r.size,
-                                   "source": r.file.url or f"{r.file.repo_id}/{r.file.filename}",
-                                   **({"commit": r.commit} if r.commit else {})}  # fmt: skip
+            entry = {"sha256": sha256, "size": r.size,
+                     "source": r.file.url or f"{r.file.repo_id}/{r.file.filename}",
+                     **({"commit": r.commit} if r.commit else {})}  # fmt: skip
+            with lock:
+                hashes[r.file.path] = entry
             return Transfer(path, transfer.size, transfer.downloaded, transfer.resumed_from,
                             checked)  # fmt: skip
         return run
@@ -393,8 +424,10 @@ def fetch_weights(
         transfers = run_parallel([job(r) for r in todo], workers, cancel)
     finally:
         bar.close()
-        if hashes:
-            write_json_atomic(folder / HASHES_FILE, hashes)
+        with lock:  # threads still running after Ctrl-C may add entries meanwhile
+            snapshot = dict(hashes)
+        if snapshot:
+            write_json_atomic(folder / HASHES_FILE, snapshot)
     echo(f"{len(transfers)} files fetched into {folder}. In a run config: "
          f"features.model = \"{folder / SD_FOLDER}\", evaluation.weights_dir = \"{folder}\".")
     return {"files": remotes, "total": total, "transfers": transfers}

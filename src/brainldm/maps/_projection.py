@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from brainldm.nsd import NSDLayout
+from brainldm.nsd import TRANSFORM_DEPTHS, NSDLayout
 
 #: Vertices per hemisphere of fsaverage5 (a prefix of fsaverage's 163,842).
 FSAVERAGE5_VERTICES = 10242
-DEPTHS = ("layerB1", "layerB2", "layerB3")
 
 
 def unmask(
@@ -108,7 +107,7 @@ def volume_to_native(
     out = []
     for hemi in ("lh", "rh"):
         depths = []
-        for depth in DEPTHS:
+        for depth in TRANSFORM_DEPTHS:
             path = layout.require(layout.transform(subject, f"{hemi}.func1pt8-to-{depth}"))
             coords = _read_mgz(path).reshape(-1, 3).T - 1  # NSD coordinates are 1-based
             valid = np.isfinite(volume)

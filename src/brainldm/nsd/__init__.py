@@ -18,8 +18,11 @@ from brainldm.nsd._design import (
 )
 from brainldm.nsd._layout import (
     BETA_FORMATS,
+    COCO_ANNOTATIONS_ARCHIVE,
     DEFAULT_BETA_TYPE,
+    NSD_BUCKET,
     NSD_ROOT_ENV,
+    TRANSFORM_DEPTHS,
     NSDLayout,
     resolve_nsd_root,
 )
@@ -49,6 +52,7 @@ from brainldm.nsd._rois import (
 )
 from brainldm.nsd._stimuli import check_stimulus_inputs, load_captions, load_stimulus_images
 from brainldm.nsd._surfaces import (
+    SURFACE_FILES,
     SurfaceMesh,
     has_subject_surfaces,
     load_subject_sulc,
@@ -66,6 +70,11 @@ from brainldm.nsd._trials import (
 )
 
 __all__ = [
+    # facts of NSD's layout and public copy
+    "NSD_BUCKET",
+    "COCO_ANNOTATIONS_ARCHIVE",
+    "TRANSFORM_DEPTHS",
+    "SURFACE_FILES",
     # session presets of the train/test split
     "SPLIT_PRESETS",
     "SplitPreset",

@@ -63,7 +63,16 @@ _TEMPLATES: dict[str, tuple[str, str]] = {
     ),
 }
 
-_COCO_DOWNLOAD = "COCO annotations_trainval2017.zip (cocodataset.org; not part of NSD)"
+#: Cortical depths of NSD's volume-to-surface transforms (``{hemi}.func1pt8-to-{depth}``).
+TRANSFORM_DEPTHS = ("layerB1", "layerB2", "layerB3")
+
+#: NSD's public S3 bucket; the local NSD root mirrors its key layout.
+NSD_BUCKET = "natural-scenes-dataset"
+
+#: COCO's annotation archive that holds the caption files (not part of NSD).
+COCO_ANNOTATIONS_ARCHIVE = "annotations_trainval2017.zip"
+
+_COCO_DOWNLOAD = f"COCO {COCO_ANNOTATIONS_ARCHIVE} (cocodataset.org; not part of NSD)"
 _DEFAULT_ANNOTATIONS = "nsddata_stimuli/stimuli/nsd/annotations"
 _CAPTIONS_FILE = "captions_{coco_split}.json"
 
@@ -264,4 +273,4 @@ class NSDLayout:
         if rel.parts[:1] == ("nsddata_stimuli",) and "annotations" in rel.parts:
             return _COCO_DOWNLOAD
         top = rel.parts[0] if rel.parts else "nsddata"
-        return f"the NSD download '{top}/' (s3://natural-scenes-dataset/{rel.as_posix()})"
+        return f"the NSD download '{top}/' (s3://{NSD_BUCKET}/{rel.as_posix()})"
