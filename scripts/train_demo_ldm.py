@@ -4,7 +4,7 @@
 
 Runs :func:`brainldm.testing.train_demo_ldm` with the shipped recipe
 (:data:`brainldm.testing.DEMO_LDM_RECIPE`): seeded, on synthetic stimuli only,
-about half an hour on one CPU core. The weights are stored as float16 (the
+about 70 minutes on one CPU core. The weights are stored as float16 (the
 model is loaded back as float32), without the CLIP tokenizer files, which
 :func:`brainldm.ldm.load_ldm` rebuilds from ``open-clip-torch``. ``training.json``
 records the recipe, the final losses and the time taken.

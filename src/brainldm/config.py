@@ -490,7 +490,7 @@ PRESETS: dict[str, dict] = {
         "data": {"subjects": (1, 2), "split": "modern"},
         "features": {
             "batch_size": 16,
-            "zc_strengths": (0.5,),
+            "zc_strengths": (0.25, 0.5, 0.75),
             "zc_fractions": (0.5, 1.0),
             "z_posterior": "mean",
         },  # fmt: skip

@@ -33,8 +33,9 @@ def test_shipped_weights_are_package_data():
 def test_oracle_reconstructions_are_the_original_objects():
     """z + c of unseen synthetic stimuli, at the demo's settings, redraw the images.
 
-    Issue 15 aims at a mean PixCorr of 0.8; the shipped weights reach about 0.7
-    (a random tiny LDM: about 0), so this guards what they do reach.
+    The shipped weights reach a mean PixCorr of 0.83 on these six (a random tiny
+    LDM: about 0); the demo run itself is held to the goal of 0.8 over its test
+    images (tests/test_pipeline.py).
     """
     from brainldm.config import make_run_config
     from brainldm.evaluation import pixcorr
@@ -55,7 +56,7 @@ def test_oracle_reconstructions_are_the_original_objects():
         for row, sample, _, image in batch:
             recons[row, sample] = image
     r = pixcorr(prepare_pixel_images(images, "mindeye"), prepare_pixel_images(recons, "mindeye"))
-    assert r.mean() >= 0.6, r
+    assert r.mean() >= 0.75, r  # 0.83 with the shipped weights
 
 
 def test_training_is_seeded():
@@ -75,3 +76,13 @@ def test_training_is_seeded():
     assert not first.unet.training and not any(p.requires_grad for p in first.vae.parameters())
     with pytest.raises(ValueError, match="multiples of 8"):
         train_demo_ldm(**{**options, "vae_crop": 60})
+
+
+def test_recipe_is_the_one_that_made_the_shipped_weights():
+    import json
+
+    from brainldm.testing import DEMO_LDM_DIR, DEMO_LDM_RECIPE
+
+    record = json.loads((DEMO_LDM_DIR / "training.json").read_text())["arguments"]
+    for key, value in DEMO_LDM_RECIPE.items():
+        assert record[key] == value, key
